@@ -1,0 +1,1 @@
+"""Everything that is not UI. Never imports PySide6 or qasync."""
