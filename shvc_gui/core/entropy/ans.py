@@ -1,0 +1,69 @@
+"""A thin wrapper over constriction's AnsCoder: push/pop of symbol runs with integer tables.
+
+Tables come from :func:`shvc_gui.core.model.likelihoods.integer_cdf` (rows sum to 2**PREC, every
+entry >= 1). They are handed to constriction as float64 arrays of exact integers, so its
+quantization sees identical input on every machine. The wrapper also counts the ideal code
+length of what passes through it and the stack's low-water mark (for initial-bit accounting).
+"""
+
+from __future__ import annotations
+
+import constriction
+import numpy as np
+import torch
+
+from ..model.likelihoods import integer_cdf, table_bits
+
+CHUNK = 8192                      # symbols per table build (bounds memory to ~CHUNK*256*8 bytes)
+_FAMILY = constriction.stream.model.Categorical(perfect=False)
+
+
+class Stack:
+    """An ANS stack. ``push``/``pop`` take symbol runs with their distribution parameters."""
+
+    def __init__(self, words: np.ndarray | None = None):
+        if words is None:
+            self.coder = constriction.stream.stack.AnsCoder()
+        else:
+            self.coder = constriction.stream.stack.AnsCoder(np.ascontiguousarray(words, dtype=np.uint32))
+        self.min_words = self.coder.num_words()
+        self.pushed_bits = 0.0
+        self.popped_bits = 0.0
+
+    @staticmethod
+    def _tables(mu, ls, logit, n):
+        return integer_cdf(mu, ls, logit, n)
+
+    def push(self, sym: torch.Tensor, mu, ls, logit, n: int) -> torch.Tensor:
+        """Push symbols (S,) so that :meth:`pop` with the same parameters returns them in order.
+
+        Returns the ideal bits of each symbol (S,) float64."""
+        bits = torch.empty(sym.shape[0], dtype=torch.float64)
+        starts = list(range(0, sym.shape[0], CHUNK))
+        for a in reversed(starts):                         # last chunk first: LIFO
+            b = a + CHUNK
+            p = self._tables(mu[a:b], ls[a:b], None if logit is None else logit[a:b], n)
+            s = sym[a:b].to(torch.int64)
+            bits[a:b] = table_bits(p, s).cpu()
+            self.coder.encode_reverse(s.cpu().numpy().astype(np.int32), _FAMILY,
+                                      p.cpu().numpy().astype(np.float64))
+        self.pushed_bits += float(bits.sum())
+        return bits
+
+    def pop(self, mu, ls, logit, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pop a run of symbols with the given parameters (S, K); returns (symbols, bits)."""
+        total = mu.shape[0]
+        syms = torch.empty(total, dtype=torch.int64)
+        bits = torch.empty(total, dtype=torch.float64)
+        for a in range(0, total, CHUNK):
+            b = a + CHUNK
+            p = self._tables(mu[a:b], ls[a:b], None if logit is None else logit[a:b], n)
+            s = torch.from_numpy(self.coder.decode(_FAMILY, p.cpu().numpy().astype(np.float64)).astype(np.int64))
+            syms[a:b] = s
+            bits[a:b] = table_bits(p, s.to(p.device)).cpu()
+            self.min_words = min(self.min_words, self.coder.num_words())
+        self.popped_bits += float(bits.sum())
+        return syms, bits
+
+    def words(self) -> np.ndarray:
+        return self.coder.get_compressed()

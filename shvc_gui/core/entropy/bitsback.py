@@ -1,0 +1,350 @@
+"""Bits-back ANS coding of 3xPxP patches with an integer-exact SHVC model.
+
+Patches move through every step in groups (one network call per step for the whole group, cut
+into ``net_batch`` pieces that do not change any result). All groups share one ANS stack: group g
+pops its latents from the bits that groups < g pushed (chaining), so only the first group draws
+initial bits from a seed. The seed is random words under the stack; the part of it that no pop ever
+reached is cut from the file (the decoder never reads it), the part that was reached is the
+initial-bit overhead and stays in the file.
+
+Coding order of one group (encoder; the decoder runs it backwards):
+
+* ``shvc``: pop z1 ~ q(z1|x_1:s); push x ~ p(x|z1); for i=1..L-1: pop z_i+1 ~ q, push z_i ~ p(z_i|z_i+1);
+  push zL ~ p(zL).
+* ``arib``: push x_s+1: ~ p(x_s+1:|x_1:s) first, which supplies the bits for popping z1; then as
+  ``shvc`` with x_1:s.
+* ``det``: the deterministic model; push every level of the sub-pixel pyramid, no pops.
+
+Within a pushed tensor the order is sub-image j = 1..k*k, then channel, so the decoder can pop
+sub-image by sub-image ("local reverse encoding"). Pixels outside ``valid`` are never coded.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..errors import Cancelled, FormatError
+from ..model.layers import subpixel, subpixel_inverse
+from ..model.shvc import PIXEL_BINS, Z_BINS, IntegerSHVC, channel_mean
+from .ans import Stack
+
+VARIANTS = ("shvc", "arib", "det")
+PAD_VALUE = 128
+MAX_POP_BITS = 24                 # constriction's precision: no symbol costs more
+
+
+@dataclass
+class PatchReport:
+    total_bits: int               # size of the payload in bits
+    initial_bits: int             # seed bits the first pops consumed (in the file, never paid back)
+    neg_elbo_bits: float          # ideal code length: sum of push bits - sum of pop bits
+    bits_map: np.ndarray          # (N, P, P) float32: -log2 p(x) per pixel, channels summed
+    n_dims: int                   # coded sub-pixels
+
+
+@dataclass
+class EncodedPatches:
+    payload: bytes
+    report: PatchReport
+
+
+def check_variant(model: IntegerSHVC, variant: str) -> None:
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    if (variant == "det") != model.hp.deterministic:
+        kind = "deterministic" if model.hp.deterministic else "latent-variable"
+        raise ValueError(f"variant {variant!r} does not fit a {kind} model")
+    if variant == "arib" and model.hp.split >= model.hp.blocks:
+        raise ValueError("variant 'arib' needs a model trained with an ArIB split")
+
+
+def _batched(fn, net_batch: int, *tensors):
+    """Apply ``fn`` to slices of the batch axis and concatenate; exact, so slicing is free."""
+    n = tensors[0].shape[0]
+    if n <= net_batch:
+        return fn(*tensors)
+    outs = [fn(*(t[a:a + net_batch] if t is not None else None for t in tensors))
+            for a in range(0, n, net_batch)]
+    if isinstance(outs[0], tuple):
+        return tuple(torch.cat(parts, dim=0) for parts in zip(*outs))
+    return torch.cat(outs, dim=0)
+
+
+def _flat_k(t: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """(G, K, h, w) -> (S, K) rows in (G, h, w) order, masked positions only."""
+    rows = t.permute(0, 2, 3, 1).reshape(-1, t.shape[1])
+    return rows if mask is None else rows[mask.reshape(-1)]
+
+
+def _flat_z(t: torch.Tensor) -> torch.Tensor:
+    """(G, C, h, w) latent parameters -> (S, 1) rows in (G, C, h, w) order."""
+    return t.reshape(-1, 1)
+
+
+class _Group:
+    """The tensors of one group of patches, and the code that moves them through the stack."""
+
+    def __init__(self, model: IntegerSHVC, stack: Stack, valid: torch.Tensor, patch: int,
+                 net_batch: int, device: torch.device):
+        self.m, self.st, self.hp = model, stack, model.hp
+        self.net_batch, self.device = net_batch, device
+        g = valid.shape[0]
+        rows = torch.arange(patch).view(1, patch, 1)
+        cols = torch.arange(patch).view(1, 1, patch)
+        mask = (rows < valid[:, 0].view(-1, 1, 1)) & (cols < valid[:, 1].view(-1, 1, 1))
+        self.mask = mask.unsqueeze(1).to(device)                        # (G, 1, P, P)
+        self.index = torch.arange(patch * patch, device=device).view(1, 1, patch, patch).expand(g, 1, patch, patch)
+        self.bits = torch.zeros(g, patch * patch, dtype=torch.float64)
+
+    # --- pixels ---------------------------------------------------------------------------
+    def _pixel_units(self, X, idx_blocks, mask_blocks, j, z1):
+        """Parameters of sub-image j for every channel, given the full X (encoder only)."""
+        logit, mu, ls, beta = _batched(lambda a, b: self.m.pixel_params(j, a, b), self.net_batch, X, z1)
+        xs = X[:, j]
+        return [(c, channel_mean(mu, beta, [xs[:, i] for i in range(c)], c, exact=True), ls[:, c], logit[:, c])
+                for c in range(3)]
+
+    def _record(self, bits, idx, mask):
+        sel = idx.reshape(idx.shape[0], -1)
+        m = mask.reshape(mask.shape[0], -1)
+        rows = torch.arange(sel.shape[0]).view(-1, 1).expand_as(sel)[m.cpu()]
+        self.bits.index_put_((rows, sel[m].cpu()), bits, accumulate=True)
+
+    def push_pixels(self, X, blocks, idxb, maskb, z1):
+        """Push sub-images ``blocks`` of X (all channels) in decode order."""
+        units = []
+        for j in blocks:
+            for c, mu, ls, logit in self._pixel_units(X, idxb, maskb, j, z1):
+                m = maskb[:, j, 0]
+                units.append((X[:, j, c][m], _flat_k(mu, m), _flat_k(ls, m), _flat_k(logit, m), idxb[:, j, 0], m))
+        for sym, mu, ls, logit, idx, m in reversed(units):
+            self._record(self.st.push(sym, mu, ls, logit, PIXEL_BINS), idx, m)
+
+    def pop_pixels(self, X, blocks, idxb, maskb, z1):
+        """Pop sub-images ``blocks`` into X (in place), sub-image by sub-image, channel by channel."""
+        for j in blocks:
+            logit, mu, ls, beta = _batched(lambda a, b: self.m.pixel_params(j, a, b), self.net_batch, X, z1)
+            m = maskb[:, j, 0]
+            prev = []
+            for c in range(3):
+                mc = channel_mean(mu, beta, prev, c, exact=True)
+                sym, _ = self.st.pop(_flat_k(mc, m), _flat_k(ls[:, c], m), _flat_k(logit[:, c], m), PIXEL_BINS)
+                plane = X[:, j, c]
+                plane[m] = sym.to(plane.device)
+                prev.append(plane)
+
+    # --- latents --------------------------------------------------------------------------
+    def _prior_params(self, i, j, G, above):
+        return _batched(lambda a, b: self.m.prior_z(i, j, a, b), self.net_batch, G, above)
+
+    def push_prior(self, i, z, above):
+        """Push z_i ~ p(z_i | z_i+1) (all sub-images; teacher-forced parameters)."""
+        G = subpixel(z, self.hp.k)
+        units = []
+        for j in range(self.hp.blocks):
+            mu, ls = self._prior_params(i, j, G, above)
+            units.append((G[:, j].reshape(-1), _flat_z(mu), _flat_z(ls)))
+        for sym, mu, ls in reversed(units):
+            self.st.push(sym, mu, ls, None, Z_BINS)
+
+    def pop_prior(self, i, shape, above):
+        g, cz, h, w = shape
+        k = self.hp.k
+        G = torch.zeros(g, k * k, cz, h // k, w // k, dtype=torch.int64, device=self.device)
+        for j in range(self.hp.blocks):
+            mu, ls = self._prior_params(i, j, G, above)
+            sym, _ = self.st.pop(_flat_z(mu), _flat_z(ls), None, Z_BINS)
+            G[:, j] = sym.view(G[:, j].shape).to(self.device)
+        return subpixel_inverse(G, k)
+
+    def posterior(self, i, src):
+        """(mu, ls) of q(z_i | .) from x sub-images (i = 1) or z_{i-1}."""
+        if i == 1:
+            return _batched(self.m.posterior_z1, self.net_batch, src)
+        return _batched(lambda a: self.m.posterior_z(i - 1, a), self.net_batch, src)
+
+    def pop_posterior(self, i, src):
+        mu, ls = self.posterior(i, src)
+        sym, _ = self.st.pop(_flat_z(mu), _flat_z(ls), None, Z_BINS)
+        return sym.view(mu.shape).to(self.device)
+
+    def push_posterior(self, i, src, z):
+        mu, ls = self.posterior(i, src)
+        self.st.push(z.reshape(-1), _flat_z(mu), _flat_z(ls), None, Z_BINS)
+
+    # --- whole group ----------------------------------------------------------------------
+    def _layout(self):
+        k = self.hp.k
+        return subpixel(self.index, k), subpixel(self.mask, k)
+
+    def _pyramid_layout(self):
+        """Per level (top first): (index blocks, mask blocks) of the deterministic pyramid."""
+        k = self.hp.k
+        levels, idx, msk = [], self.index, self.mask
+        while True:
+            ib, mb = subpixel(idx, k), subpixel(msk, k)
+            levels.append((ib, mb))
+            if ib.shape[-1] == 1 or ib.shape[-1] % k:
+                return levels[::-1]
+            idx, msk = ib[:, 0], mb[:, 0]
+
+    def encode(self, x: torch.Tensor, variant: str) -> None:
+        hp, k = self.hp, self.hp.k
+        if variant == "det":
+            levels = self._pyramid_layout()
+            cur, images = x, []
+            for _ in levels:
+                X = subpixel(cur, k)
+                images.append(X)
+                cur = X[:, 0]
+            images = images[::-1]
+            units = []                              # push bottom level first: decoder pops top first
+            for n, ((ib, mb), X) in enumerate(zip(levels, images)):
+                units.append((X, range(0 if n == 0 else 1, hp.blocks), ib, mb))
+            for X, blocks, ib, mb in reversed(units):
+                self.push_pixels(X, blocks, ib, mb, None)
+            return
+        idxb, maskb = self._layout()
+        X = subpixel(x, k)
+        s = hp.split if variant == "arib" else hp.blocks
+        if s < hp.blocks:
+            self.push_pixels(X, range(s, hp.blocks), idxb, maskb, None)
+        zs = [self.pop_posterior(1, X)]
+        self.push_pixels(X, range(0, s), idxb, maskb, zs[0])
+        for i in range(1, hp.latent_layers):
+            zs.append(self.pop_posterior(i + 1, zs[i - 1]))
+            self.push_prior(i, zs[i - 1], zs[i])
+        self.push_prior(hp.latent_layers, zs[-1], None)
+
+    def decode(self, shape, variant: str) -> torch.Tensor:
+        hp, k = self.hp, self.hp.k
+        g, _, p, _ = shape
+        if variant == "det":
+            cur = None
+            for n, (ib, mb) in enumerate(self._pyramid_layout()):
+                h = ib.shape[-1]
+                X = torch.full((g, hp.blocks, 3, h, h), PAD_VALUE, dtype=torch.int64, device=self.device)
+                if n:
+                    X[:, 0] = cur
+                self.pop_pixels(X, range(0 if n == 0 else 1, hp.blocks), ib, mb, None)
+                cur = subpixel_inverse(X, k)
+            return cur
+        idxb, maskb = self._layout()
+        cz = hp.z_channels
+        sizes = [p // k ** i for i in range(1, hp.latent_layers + 1)]
+        zs = [None] * hp.latent_layers
+        zs[-1] = self.pop_prior(hp.latent_layers, (g, cz, sizes[-1], sizes[-1]), None)
+        for i in range(hp.latent_layers - 1, 0, -1):
+            zs[i - 1] = self.pop_prior(i, (g, cz, sizes[i - 1], sizes[i - 1]), zs[i])
+            self.push_posterior(i + 1, zs[i - 1], zs[i])
+        X = torch.full((g, hp.blocks, 3, p // k, p // k), PAD_VALUE, dtype=torch.int64, device=self.device)
+        s = hp.split if variant == "arib" else hp.blocks
+        self.pop_pixels(X, range(0, s), idxb, maskb, zs[0])
+        self.push_posterior(1, X, zs[0])
+        if s < hp.blocks:
+            self.pop_pixels(X, range(s, hp.blocks), idxb, maskb, None)
+        return subpixel_inverse(X, k)
+
+
+def _pop_bound(model: IntegerSHVC, n: int, variant: str) -> int:
+    """Upper bound on the seed words every pop of ``n`` patches could consume."""
+    if variant == "det":
+        return 0
+    hp = model.hp
+    per_patch = sum(hp.z_channels * (hp.patch // hp.k ** i) ** 2 for i in range(1, hp.latent_layers + 1))
+    return (per_patch * n * MAX_POP_BITS) // 32 + 64
+
+
+def _seed_words(count: int) -> np.ndarray:
+    return np.random.default_rng(0x5EC0).integers(1, 2 ** 32, size=count, dtype=np.uint32)
+
+
+def _groups(n: int, group_size: int) -> list[tuple[int, int]]:
+    return [(a, min(n, a + group_size)) for a in range(0, n, group_size)]
+
+
+def _setup(model, patches, valid, variant, group_size, net_batch):
+    check_variant(model, variant)
+    if group_size < 1 or net_batch < 1:
+        raise ValueError("group_size and net_batch must be >= 1")
+    p = model.hp.patch
+    if patches is not None and tuple(patches.shape[1:]) != (3, p, p):
+        raise ValueError(f"patches must have shape (N, 3, {p}, {p})")
+    valid = torch.as_tensor(np.asarray(valid), dtype=torch.int64).view(-1, 2)
+    if valid.numel() and (valid.min() < 1 or valid.max() > p):
+        raise ValueError("valid extents must be in 1..patch")
+    return valid
+
+
+def encode_patches(model: IntegerSHVC, patches: np.ndarray, valid: np.ndarray, variant: str,
+                   group_size: int = 64, net_batch: int = 64, device: str = "cpu",
+                   progress: Callable[[int, int], None] | None = None,
+                   cancel: threading.Event | None = None) -> EncodedPatches:
+    """Code uint8 patches (N, 3, P, P); pixels outside ``valid`` (N, 2) are not coded."""
+    valid = _setup(model, patches, valid, variant, group_size, net_batch)
+    dev = torch.device(device)
+    model = model.to(dev)
+    n, p = patches.shape[0], model.hp.patch
+    x_all = torch.from_numpy(np.ascontiguousarray(patches)).to(torch.int64)
+    seed = _seed_words(_pop_bound(model, n, variant)) if variant != "det" else None
+    st = Stack(seed)
+    seed_len = 0 if seed is None else len(seed)
+    bits_map = np.zeros((n, p, p), dtype=np.float32)
+    done = 0
+    for a, b in _groups(n, group_size):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("Compression was cancelled.")
+        grp = _Group(model, st, valid[a:b], p, net_batch, dev)
+        x = x_all[a:b].to(dev)
+        x = torch.where(grp.mask, x, torch.full_like(x, PAD_VALUE))
+        grp.encode(x, variant)
+        bits_map[a:b] = grp.bits.view(b - a, p, p).numpy()
+        done = b
+        if progress is not None:
+            progress(done, n)
+    words = st.words()
+    prefix = max(0, st.min_words - 3) if seed is not None else 0
+    prefix = min(prefix, seed_len)
+    body = words[prefix:]
+    payload = struct.pack("<I", prefix) + body.astype("<u4").tobytes()
+    n_dims = int(3 * valid.prod(dim=1).sum())
+    report = PatchReport(total_bits=8 * len(payload), initial_bits=32 * (seed_len - prefix),
+                         neg_elbo_bits=st.pushed_bits - st.popped_bits, bits_map=bits_map, n_dims=n_dims)
+    return EncodedPatches(payload, report)
+
+
+def decode_patches(model: IntegerSHVC, payload: bytes, valid: np.ndarray, variant: str,
+                   group_size: int = 64, net_batch: int = 64, device: str = "cpu",
+                   progress: Callable[[int, int], None] | None = None,
+                   cancel: threading.Event | None = None) -> np.ndarray:
+    """Inverse of :func:`encode_patches`: returns uint8 (N, 3, P, P), padding filled with PAD_VALUE."""
+    valid = _setup(model, None, valid, variant, group_size, net_batch)
+    if len(payload) < 4 or len(payload) % 4:
+        raise FormatError("The compressed stream is truncated.")
+    (prefix,) = struct.unpack_from("<I", payload)
+    n, p = valid.shape[0], model.hp.patch
+    if prefix > _pop_bound(model, n, variant):
+        raise FormatError("The compressed stream is corrupt (impossible seed length).")
+    dev = torch.device(device)
+    model = model.to(dev)
+    body = np.frombuffer(payload, dtype="<u4", offset=4).astype(np.uint32)
+    st = Stack(np.concatenate([np.zeros(prefix, dtype=np.uint32), body]) if variant != "det" or len(body) else None)
+    out = np.empty((n, 3, p, p), dtype=np.uint8)
+    groups = _groups(n, group_size)
+    done = 0
+    for a, b in reversed(groups):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("Decompression was cancelled.")
+        grp = _Group(model, st, valid[a:b], p, net_batch, dev)
+        x = grp.decode((b - a, 3, p, p), variant)
+        out[a:b] = x.clamp(0, 255).to(torch.uint8).cpu().numpy()
+        done += b - a
+        if progress is not None:
+            progress(done, n)
+    return out

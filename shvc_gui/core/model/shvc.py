@@ -1,0 +1,286 @@
+"""SHVC: hierarchical VAE with sub-pixel autoregressive priors and likelihood (Ryder et al. 2022).
+
+Generative model (eq. 11):  p(x | z1) p(zL) prod_i p(z_i | z_{i+1}); posterior (eq. 12):
+q(z1 | x_{1:s}) prod_i q(z_{i+1} | z_i). Every conditional of the generative model is sub-pixel
+autoregressive (eq. 9): a tensor is cut by g(.; k) into k*k sub-images, sub-image j is predicted
+by a network from sub-images < j (and the layer above), and, for pixels, the channels of one
+sub-image follow a channel-linear autoregression (eqs. 6-7). With ArIB split s, sub-images
+j > s of x do not see z1 (so they can be coded before z1 is popped).
+
+With ``latent_layers == 0`` the model is deterministic: a pyramid of sub-pixel reorders, where the
+first sub-image of one level is the image of the next, coded top-down with the same network.
+
+Two twins share the parameter interpretation below:
+* :class:`SHVC` — float (``quantize=False``) or fake-quantized (``quantize=True``) training model.
+* :class:`IntegerSHVC` — exact integer inference built from :meth:`SHVC.integer_state`;
+  the entropy coder uses only this one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+from .hparams import HParams
+from .layers import (ConvNet, IntConvNet, ar_input, ar_input_all, latent_input, pixel_input,
+                     subpixel)
+from .likelihoods import (BETA_DEN, BETA_MAX, LOGIT_DEN, MU_DEN, LS_DEN, log_prob_float)
+from .quant import ACT_DEN, floor_ste, round_ste
+
+PIXEL_BINS = 256
+Z_BINS = 128
+LN2 = math.log(2.0)
+
+
+# --- parameter grids ------------------------------------------------------------------------
+def pixel_head(k_mix: int):
+    """Gain/offset of the pixel network outputs: [logit, mu, log-scale, beta], 3*K each."""
+    n = 3 * k_mix
+    gain = [LOGIT_DEN] * n + [128 * MU_DEN] * n + [LS_DEN] * n + [BETA_DEN] * n
+    offset = [0.0] * n + [127.5 * MU_DEN] * n + [4.0 * LS_DEN] * n + [0.0] * n
+    return gain, offset
+
+
+def latent_head(cz: int):
+    """Gain/offset of latent network outputs: [mu, log-scale], z real = (i - 63.5) / 16."""
+    half = (Z_BINS - 1) / 2
+    gain = [16 * MU_DEN] * cz + [LS_DEN] * cz
+    offset = [half * MU_DEN] * cz + [(math.log(16.0)) * LS_DEN] * cz
+    return gain, offset
+
+
+def split_pixel(out: torch.Tensor, k_mix: int):
+    """(N, 12K, h, w) -> logit, mu, ls, beta each (N, 3, K, h, w)."""
+    n, _, h, w = out.shape
+    parts = out.reshape(n, 4, 3, k_mix, h, w)
+    return parts[:, 0], parts[:, 1], parts[:, 2], parts[:, 3]
+
+
+def channel_mean(mu: torch.Tensor, beta: torch.Tensor, prev: list[torch.Tensor], c: int,
+                 exact: bool) -> torch.Tensor:
+    """Eq. 7: mean of channel c shifted linearly by already coded channels (centered symbols).
+
+    ``mu``, ``beta``: (N, 3, K, h, w); ``prev``: channels < c as (N, h, w) symbol tensors.
+    Returns (N, K, h, w) on the 1/16-symbol grid.
+    """
+    base = mu[:, c]
+    if c == 0:
+        return base
+    idx = [[], [0], [1, 2]][c]
+    acc = 0
+    for i, b in enumerate(idx):
+        coef = beta[:, b].clamp(-BETA_MAX, BETA_MAX)
+        acc = acc + coef * (prev[i].unsqueeze(1) - 128)
+    scale = BETA_DEN // MU_DEN
+    if exact:
+        return base + torch.div(acc, scale, rounding_mode="floor")
+    return base + floor_ste(acc / scale)
+
+
+def _last(t: torch.Tensor) -> torch.Tensor:
+    """(N, K, h, w) -> (N, h, w, K)."""
+    return t.permute(0, 2, 3, 1)
+
+
+class SHVC(nn.Module):
+    """Training model (float or fake-quantized)."""
+
+    def __init__(self, hp: HParams):
+        super().__init__()
+        self.hp = hp
+        b, cz, w, d = hp.blocks, hp.z_channels, hp.width, hp.depth
+        pg, po = pixel_head(hp.mixtures)
+        zg, zo = latent_head(cz)
+        x_cond = 0 if hp.deterministic else cz + 1
+        self.x_net = ConvNet(3 * b + b + x_cond, w, d, pg, po)
+        self.quantize = False
+        if hp.deterministic:
+            return
+        self.post_x = ConvNet(3 * b, w, d, zg, zo)
+        self.post_z = nn.ModuleList(ConvNet(cz * b, w, d, zg, zo) for _ in range(hp.latent_layers - 1))
+        self.prior_z = nn.ModuleList(ConvNet(cz * b + b + cz, w, d, zg, zo)
+                                     for _ in range(hp.latent_layers - 1))
+        self.prior_top = ConvNet(cz * b + b, w, d, zg, zo)
+
+    # --- pieces ---------------------------------------------------------------------------
+    def _x_logp(self, xb: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """log p of pixel sub-images ``xb`` (M, 3, h, w) given network outputs; returns (M, 3, h, w)."""
+        logit, mu, ls, beta = split_pixel(out, self.hp.mixtures)
+        if self.quantize:
+            logit, mu, ls, beta = (round_ste(t) for t in (logit, mu, ls, beta))
+        xs = xb.to(torch.float32)
+        lps = []
+        for c in range(3):
+            m = channel_mean(mu, beta, [xs[:, i] for i in range(c)], c, exact=False)
+            lps.append(log_prob_float(xs[:, c], _last(m), _last(ls[:, c]), _last(logit[:, c]), PIXEL_BINS))
+        return torch.stack(lps, dim=1)
+
+    def _z_params(self, out: torch.Tensor):
+        cz = self.hp.z_channels
+        mu, ls = out[:, :cz], out[:, cz:]
+        if self.quantize:
+            mu, ls = round_ste(mu), round_ste(ls)
+        return mu, ls
+
+    def _z_logp(self, sym: torch.Tensor, mu: torch.Tensor, ls: torch.Tensor) -> torch.Tensor:
+        return log_prob_float(sym, mu.unsqueeze(-1), ls.unsqueeze(-1), None, Z_BINS)
+
+    def _sample_z(self, out: torch.Tensor):
+        """Reparameterised sample of a discretized logistic posterior and its log-probability."""
+        mu, ls = self._z_params(out)
+        u = torch.rand_like(mu).clamp(1e-6, 1 - 1e-6)
+        cont = mu / MU_DEN + torch.exp(ls.clamp(-48, 96) / LS_DEN) * (torch.log(u) - torch.log1p(-u))
+        sym = round_ste(cont.clamp(0, Z_BINS - 1))
+        return sym, self._z_logp(sym, mu, ls)
+
+    def _ar_logp(self, net, sym_blocks, inp_blocks, cond_of_j, logp_fn):
+        """log p of every sub-image given the earlier ones, all in one network call."""
+        n, b = sym_blocks.shape[:2]
+        out = net(ar_input_all(inp_blocks, cond_of_j), self.quantize)
+        tgt = sym_blocks.transpose(0, 1).reshape(b * n, *sym_blocks.shape[2:])
+        lp = logp_fn(tgt, out)
+        return lp.reshape(b, n, *lp.shape[1:]).transpose(0, 1)      # (N, B, C, h, w)
+
+    # --- loss -----------------------------------------------------------------------------
+    def loss(self, x: torch.Tensor, arib_lambda: float = 0.0) -> dict:
+        """Bits per dimension of a batch of uint8 patches (N, 3, P, P): negative ELBO / (3HW ln 2)."""
+        hp = self.hp
+        n = x.shape[0]
+        dims = 3 * x.shape[2] * x.shape[3]
+        if hp.deterministic:
+            nll = self._pyramid_nll(x)
+            bpd = nll / (dims * LN2)
+            zero = torch.zeros((), device=x.device)
+            return {"loss": bpd.mean(), "bpd": bpd.mean(), "bpd_x": bpd.mean(), "bpd_z": zero,
+                    "penalty": zero}
+        k, b, s = hp.k, hp.blocks, hp.split
+        xs = x.to(torch.float32)
+        X = subpixel(xs, k)                                   # (N, B, 3, h, w) symbols
+        Xin = pixel_input(X)
+        keep = (torch.arange(b, device=x.device) < s).to(Xin.dtype).view(1, b, 1, 1, 1)
+        z_sym, logq = [], []
+        out = self.post_x((Xin * keep).reshape(n, 3 * b, *X.shape[3:]), self.quantize)
+        sym, lq = self._sample_z(out)
+        z_sym.append(sym)
+        logq.append(lq)
+        for net in self.post_z:
+            out = net(latent_input(subpixel(z_sym[-1], k), Z_BINS).flatten(1, 2), self.quantize)
+            sym, lq = self._sample_z(out)
+            z_sym.append(sym)
+            logq.append(lq)
+        # priors
+        logp_z = []
+        for i in range(hp.latent_layers):
+            G = subpixel(z_sym[i], k)
+            Gin = latent_input(G, Z_BINS)
+            if i + 1 < hp.latent_layers:
+                above = latent_input(z_sym[i + 1], Z_BINS)
+                net, cond = self.prior_z[i], (lambda j, a=above: [a])
+            else:
+                net, cond = self.prior_top, (lambda j: [])
+            logp_z.append(self._ar_logp(net, G, Gin, cond,
+                                        lambda t, o: self._z_logp(t, *self._z_params(o))))
+        # likelihood: sub-images j < s see z1
+        z1 = latent_input(z_sym[0], Z_BINS)
+        plane = torch.full_like(z1[:, :1], ACT_DEN)
+
+        def x_cond(j):
+            use = 1.0 if j < s else 0.0
+            return [z1 * use, plane * use]
+
+        logp_x = self._ar_logp(self.x_net, X, Xin, x_cond, self._x_logp)   # (N, B, 3, h, w)
+        per = lambda t: t.flatten(1).sum(1)
+        nll_x = -per(logp_x)
+        kl = sum(per(lq) for lq in logq) - sum(per(lp) for lp in logp_z)
+        nelbo = nll_x + kl
+        bpd = nelbo / (dims * LN2)
+        # ArIB penalty (eq. 10): entropy of q(z1 | x_1:s) vs that of p(x_s+1: | x_1:s), in bits/dim
+        h_q = -per(logq[0])
+        h_p = -per(logp_x[:, s:])
+        penalty = torch.relu(h_q - h_p) / (dims * LN2) if s < b else torch.zeros_like(bpd)
+        return {"loss": (bpd + arib_lambda * penalty).mean(), "bpd": bpd.mean(),
+                "bpd_x": (nll_x / (dims * LN2)).mean(), "bpd_z": (kl / (dims * LN2)).mean(),
+                "penalty": penalty.mean()}
+
+    def _pyramid_nll(self, x: torch.Tensor) -> torch.Tensor:
+        k = self.hp.k
+        cur = x.to(torch.float32)
+        total = torch.zeros(x.shape[0], device=x.device)
+        while True:
+            X = subpixel(cur, k)
+            lp = self._ar_logp(self.x_net, X, pixel_input(X), lambda j: [], self._x_logp)
+            top = X.shape[-1] == 1 or X.shape[-1] % k
+            total = total - (lp if top else lp[:, 1:]).flatten(1).sum(1)
+            if top:
+                return total
+            cur = X[:, 0]
+
+    # --- export ---------------------------------------------------------------------------
+    def integer_state(self) -> dict:
+        nets = {name: mod.integer_params() for name, mod in self.named_modules()
+                if isinstance(mod, ConvNet)}
+        return {"hparams": self.hp.to_dict(), "nets": nets}
+
+
+class IntegerSHVC(nn.Module):
+    """Exact integer inference: every output is an int64 tensor, identical on any device/batch."""
+
+    def __init__(self, state: dict):
+        super().__init__()
+        self.hp = HParams.from_dict(state["hparams"])
+        self.nets = nn.ModuleDict({name.replace(".", "_"): IntConvNet(p)
+                                   for name, p in state["nets"].items()})
+
+    def _net(self, name: str) -> IntConvNet:
+        return self.nets[name.replace(".", "_")]
+
+    def _run(self, name: str, a: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self._net(name)(a)
+
+    # pixels -------------------------------------------------------------------------------
+    def pixel_params(self, j: int, X: torch.Tensor, z1: torch.Tensor | None):
+        """Raw pixel parameters of sub-image ``j``: (logit, mu, ls, beta) each (N, 3, K, h, w).
+
+        ``X``: (N, B, 3, h, w) pixel symbols (only sub-images < j are read); ``z1``: (N, Cz, h, w)
+        latent symbols or None (deterministic model).
+        """
+        cond = []
+        if not self.hp.deterministic:
+            n, _, _, h, w = X.shape
+            if j < self.hp.split:
+                zin = latent_input(z1, Z_BINS)
+                cond = [zin, torch.full_like(zin[:, :1], ACT_DEN)]
+            else:                                   # ArIB: sub-images after the split never see z
+                cond = [torch.zeros(n, self.hp.z_channels + 1, h, w, device=X.device)]
+        out = self._run("x_net", ar_input(pixel_input(X), j, cond))
+        return split_pixel(out, self.hp.mixtures)
+
+    # latents ------------------------------------------------------------------------------
+    def _z(self, out: torch.Tensor):
+        cz = self.hp.z_channels
+        return out[:, :cz], out[:, cz:]
+
+    def posterior_z1(self, X: torch.Tensor):
+        """q(z1 | x_1:s): (mu, ls) of shape (N, Cz, h, w)."""
+        b, s = self.hp.blocks, self.hp.split
+        keep = (torch.arange(b, device=X.device) < s).to(torch.float32).view(1, b, 1, 1, 1)
+        inp = (pixel_input(X) * keep).flatten(1, 2)
+        return self._z(self._run("post_x", inp))
+
+    def posterior_z(self, i: int, z_i: torch.Tensor):
+        """q(z_{i+1} | z_i) for i = 1..L-1 (1-based), from z_i symbols (N, Cz, H, W)."""
+        inp = latent_input(subpixel(z_i, self.hp.k), Z_BINS).flatten(1, 2)
+        return self._z(self._run(f"post_z.{i - 1}", inp))
+
+    def prior_z(self, i: int, j: int, G: torch.Tensor, above: torch.Tensor | None):
+        """p(sub-image j of z_i | earlier sub-images, z_{i+1}); ``G`` = g(z_i) symbols."""
+        gin = latent_input(G, Z_BINS)
+        if i < self.hp.latent_layers:
+            return self._z(self._run(f"prior_z.{i - 1}", ar_input(gin, j, [latent_input(above, Z_BINS)])))
+        return self._z(self._run("prior_top", ar_input(gin, j, [])))
+
+    def nets_bytes(self) -> int:
+        return sum(b.numel() * b.element_size() for b in self.buffers())
