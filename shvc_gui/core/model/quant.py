@@ -69,7 +69,7 @@ class QConv2d(nn.Module):
         if quantize:
             s = self.weight_scale().view(-1, 1, 1, 1)
             w = round_ste(w / s).clamp(-W_MAX, W_MAX) * s
-        r = F.conv2d(a / ACT_DEN, w, self.bias, padding=self.ksize // 2)
+        r = F.conv2d(a / ACT_DEN, w, self.bias, padding=self.ksize // 2).float()  # fp32 after autocast
         out = r * self.gain.view(1, -1, 1, 1) + self.offset.view(1, -1, 1, 1)
         if quantize:
             out = round_ste(out)

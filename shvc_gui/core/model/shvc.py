@@ -144,6 +144,9 @@ class SHVC(nn.Module):
         return lp.reshape(b, n, *lp.shape[1:]).transpose(0, 1)      # (N, B, C, h, w)
 
     # --- loss -----------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, arib_lambda: float = 0.0) -> dict:
+        return self.loss(x, arib_lambda)
+
     def loss(self, x: torch.Tensor, arib_lambda: float = 0.0) -> dict:
         """Bits per dimension of a batch of uint8 patches (N, 3, P, P): negative ELBO / (3HW ln 2)."""
         hp = self.hp

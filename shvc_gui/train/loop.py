@@ -1,0 +1,308 @@
+"""Training loop: random crops, AdamW with warm-up + cosine decay, EMA, checkpoint/resume, DDP.
+
+``shvc train run --corpus data/corpus --out runs/NAME [--resume] [--minutes 9] ...``
+
+* bf16 autocast on CUDA, fp32 on the CPU; gradient clipping; the ArIB penalty (eq. 10) with its λ.
+* A checkpoint is written every ``--checkpoint-minutes``, at the end, when ``--minutes`` runs out and
+  on SIGTERM; ``--resume`` continues exactly (model, optimizer, EMA, every RNG, step), on any device.
+* ``--quantize`` trains the fake-quantized twin (quantization-aware fine-tuning of a float run).
+* Multi-GPU / multi-node: start the same script with ``torchrun``; every rank draws its own crops.
+* Logs train and validation BPD (total, x part, z part, ArIB penalty) to ``log.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import math
+import os
+import random
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from ..core.model.hparams import HParams
+from ..core.model.shvc import SHVC
+
+LOG_FIELDS = ["step", "time_s", "lr", "split", "bpd", "bpd_x", "bpd_z", "penalty"]
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="shvc train run", description=__doc__.split("\n\n")[0])
+    p.add_argument("--corpus", default="data/corpus", help="folder written by `shvc train corpus`")
+    p.add_argument("--out", required=True, help="run folder (checkpoint.pt, log.csv)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--init", help="start from the model weights of this checkpoint (new optimizer)")
+    p.add_argument("--steps", type=int, default=20000, help="total optimizer steps of the schedule")
+    p.add_argument("--batch", type=int, default=16, help="crops per step (per process)")
+    p.add_argument("--crop", type=int, default=64)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--min-lr-ratio", type=float, default=0.05)
+    p.add_argument("--clip", type=float, default=1.0)
+    p.add_argument("--ema", type=float, default=0.998)
+    p.add_argument("--arib-lambda", type=float, default=1.0)
+    p.add_argument("--quantize", action="store_true", help="fake-quantized (QAT) training")
+    p.add_argument("--minutes", type=float, default=0, help="stop cleanly after this many minutes (0: no limit)")
+    p.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    p.add_argument("--val-every", type=int, default=500)
+    p.add_argument("--val-crops", type=int, default=256)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+    for f, default in HParams().to_dict().items():
+        p.add_argument("--" + f.replace("_", "-"), type=int, default=None, help=f"model: {f} (default {default})")
+    return p.parse_args(argv)
+
+
+# --- data ---------------------------------------------------------------------------------------
+def load_images(corpus: Path, split: str) -> list[np.ndarray]:
+    from .corpus import load_corpus
+    return load_corpus(corpus, split)
+
+
+def random_crops(images: list[np.ndarray], n: int, size: int, gen: torch.Generator) -> torch.Tensor:
+    """``n`` random ``size`` crops with random horizontal/vertical flips: uint8 (n, 3, size, size)."""
+    out = torch.empty(n, 3, size, size, dtype=torch.uint8)
+    for i in range(n):
+        img = images[int(torch.randint(len(images), (1,), generator=gen))]
+        h, w = img.shape[:2]
+        r = int(torch.randint(h - size + 1, (1,), generator=gen))
+        c = int(torch.randint(w - size + 1, (1,), generator=gen))
+        crop = torch.from_numpy(np.ascontiguousarray(img[r:r + size, c:c + size])).permute(2, 0, 1)
+        flips = torch.randint(2, (2,), generator=gen)
+        if flips[0]:
+            crop = crop.flip(2)
+        if flips[1]:
+            crop = crop.flip(1)
+        out[i] = crop
+    return out
+
+
+def fixed_crops(images: list[np.ndarray], n: int, size: int) -> torch.Tensor:
+    """A deterministic validation set: crops spread evenly over every image."""
+    crops = []
+    per = max(1, math.ceil(n / max(1, len(images))))
+    for img in images:
+        h, w = img.shape[:2]
+        for t in range(per):
+            r = (h - size) * ((t * 7919) % 97) // 96
+            c = (w - size) * ((t * 104729) % 89) // 88
+            crops.append(torch.from_numpy(np.ascontiguousarray(img[r:r + size, c:c + size])).permute(2, 0, 1))
+    return torch.stack(crops[:n]) if crops else torch.empty(0, 3, size, size, dtype=torch.uint8)
+
+
+# --- schedule / state ---------------------------------------------------------------------------
+def lr_at(step: int, args) -> float:
+    if step < args.warmup:
+        return args.lr * (step + 1) / args.warmup
+    t = min(1.0, (step - args.warmup) / max(1, args.steps - args.warmup))
+    floor = args.lr * args.min_lr_ratio
+    return floor + (args.lr - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def rng_state(gen: torch.Generator) -> dict:
+    return {"torch": torch.get_rng_state(), "gen": gen.get_state(), "python": random.getstate(),
+            "numpy": np.random.get_state()}
+
+
+def set_rng_state(state: dict, gen: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    gen.set_state(state["gen"])
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+
+
+def hparams_from_args(args, base: HParams | None = None) -> HParams:
+    d = (base or HParams()).to_dict()
+    for f in d:
+        v = getattr(args, f)
+        if v is not None:
+            d[f] = v
+    d["patch"] = args.crop
+    return HParams.from_dict(d)
+
+
+class Trainer:
+    """One training run; :meth:`step` is one optimizer step (used directly by the tests)."""
+
+    def __init__(self, args, hp: HParams, device: torch.device, rank: int = 0, world: int = 1):
+        self.args, self.device, self.rank, self.world = args, device, rank, world
+        self.model = SHVC(hp).to(device)
+        self.model.quantize = args.quantize
+        self.ema = copy.deepcopy(self.model).eval()
+        for p in self.ema.parameters():
+            p.requires_grad_(False)
+        self.net = self.model
+        if world > 1:
+            self.net = torch.nn.parallel.DistributedDataParallel(self.model)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99))
+        self.gen = torch.Generator().manual_seed(args.seed * 1000 + rank)
+        self.step_no = 0
+
+    def _loss(self, module, x):
+        """``module(x)`` is the model's loss; bf16 autocast on CUDA (convs only: see QConv2d)."""
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            return module(x, self.args.arib_lambda)
+
+    def step(self, images) -> dict:
+        x = random_crops(images, self.args.batch, self.args.crop, self.gen).to(self.device)
+        for g in self.opt.param_groups:
+            g["lr"] = lr_at(self.step_no, self.args)
+        self.model.train()
+        out = self._loss(self.net, x)          # through the DDP wrapper when distributed
+        self.opt.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.args.clip)
+        self.opt.step()
+        with torch.no_grad():
+            d = min(self.args.ema, (1 + self.step_no) / (10 + self.step_no))
+            for pe, pm in zip(self.ema.parameters(), self.model.parameters()):
+                pe.mul_(d).add_(pm.detach(), alpha=1 - d)
+        self.step_no += 1
+        return {k: float(v) for k, v in out.items()}
+
+    @torch.no_grad()
+    def validate(self, crops: torch.Tensor, batch: int = 32) -> dict:
+        self.ema.quantize = self.model.quantize
+        sums, n = {}, 0
+        torch.manual_seed(12345)          # fixed posterior samples: comparable across steps
+        for a in range(0, len(crops), batch):
+            x = crops[a:a + batch].to(self.device)
+            out = self._loss(self.ema, x)
+            for k, v in out.items():
+                sums[k] = sums.get(k, 0.0) + float(v) * len(x)
+            n += len(x)
+        return {k: v / max(1, n) for k, v in sums.items()}
+
+    def state(self) -> dict:
+        return {"hparams": self.model.hp.to_dict(), "model": self.model.state_dict(),
+                "ema": self.ema.state_dict(), "opt": self.opt.state_dict(), "step": self.step_no,
+                "rng": rng_state(self.gen), "quantize": self.model.quantize, "args": vars(self.args)}
+
+    def load_state(self, st: dict) -> None:
+        self.model.load_state_dict(st["model"])
+        self.ema.load_state_dict(st["ema"])
+        self.opt.load_state_dict(st["opt"])
+        self.step_no = st["step"]
+        set_rng_state(st["rng"], self.gen)
+
+
+def save_checkpoint(state: dict, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    device = pick_device(args.device)
+    if world > 1:
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / "checkpoint.pt"
+    state = None
+    if args.resume and ckpt_path.exists():
+        state = load_checkpoint(ckpt_path)
+        hp = HParams.from_dict(state["hparams"])
+    elif args.init:
+        init = load_checkpoint(Path(args.init))
+        hp = HParams.from_dict(init["hparams"])
+    else:
+        hp = hparams_from_args(args)
+    torch.manual_seed(args.seed)
+    trainer = Trainer(args, hp, device, rank, world)
+    if state is not None:
+        trainer.load_state(state)
+        trainer.model.quantize = args.quantize or state.get("quantize", False)
+    elif args.init:
+        trainer.model.load_state_dict(init["ema"])
+        trainer.ema.load_state_dict(init["ema"])
+    train_imgs = load_images(Path(args.corpus), "train")
+    val_crops = fixed_crops(load_images(Path(args.corpus), "val"), args.val_crops, args.crop)
+
+    stop = {"flag": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
+    log_path = out / "log.csv"
+    new_log = not log_path.exists()
+    logf = open(log_path, "a", newline="") if rank == 0 else None
+    writer = csv.DictWriter(logf, LOG_FIELDS) if logf else None
+    if writer and new_log:
+        writer.writeheader()
+    t0 = time.time()
+    last_ckpt = t0
+    bar = None
+    if rank == 0 and not args.no_progress:
+        from tqdm import tqdm
+        bar = tqdm(total=args.steps, initial=trainer.step_no, unit="step", dynamic_ncols=True)
+
+    def log(split, metrics):
+        if writer:
+            writer.writerow({"step": trainer.step_no, "time_s": round(time.time() - t0, 1),
+                             "lr": f"{lr_at(trainer.step_no, args):.3g}", "split": split,
+                             **{k: f"{metrics.get(k, 0.0):.5f}" for k in LOG_FIELDS[4:]}})
+            logf.flush()
+
+    def checkpoint():
+        if rank == 0:
+            save_checkpoint(trainer.state(), ckpt_path)
+
+    running = None
+    while trainer.step_no < args.steps and not stop["flag"]:
+        m = trainer.step(train_imgs)
+        running = m if running is None else {k: 0.98 * running[k] + 0.02 * m[k] for k in m}
+        if bar:
+            bar.update(1)
+            bar.set_postfix(bpd=f"{running['bpd']:.3f}", z=f"{running['bpd_z']:.3f}")
+        if trainer.step_no % 50 == 0:
+            log("train", running)
+        if trainer.step_no % args.val_every == 0 and len(val_crops):
+            v = trainer.validate(val_crops)
+            log("val", v)
+            if bar:
+                bar.write(f"step {trainer.step_no}: val bpd {v['bpd']:.4f} (x {v['bpd_x']:.4f}, z {v['bpd_z']:.4f}, "
+                          f"penalty {v['penalty']:.4f})")
+        now = time.time()
+        if now - last_ckpt > args.checkpoint_minutes * 60:
+            checkpoint()
+            last_ckpt = now
+        if args.minutes and now - t0 > args.minutes * 60:
+            break
+    if len(val_crops):
+        log("val", trainer.validate(val_crops))
+    checkpoint()
+    if bar:
+        bar.close()
+    if logf:
+        logf.close()
+    if world > 1:
+        dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
