@@ -166,7 +166,7 @@ class Trainer:
             for pe, pm in zip(self.ema.parameters(), self.model.parameters()):
                 pe.mul_(d).add_(pm.detach(), alpha=1 - d)
         self.step_no += 1
-        return {k: float(v) for k, v in out.items()}
+        return {k: float(v.detach()) for k, v in out.items()}
 
     @torch.no_grad()
     def validate(self, crops: torch.Tensor, batch: int = 32) -> dict:

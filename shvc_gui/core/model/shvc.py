@@ -79,6 +79,11 @@ def channel_mean(mu: torch.Tensor, beta: torch.Tensor, prev: list[torch.Tensor],
     return base + floor_ste(acc / scale)
 
 
+def arib_penalty(h_q: torch.Tensor, h_p: torch.Tensor) -> torch.Tensor:
+    """Eq. 10: max(0, H_q(z1 | x_1:s) - H_p(x_s+1: | x_1:s)), per image (same units as inputs)."""
+    return torch.relu(h_q - h_p)
+
+
 def _last(t: torch.Tensor) -> torch.Tensor:
     """(N, K, h, w) -> (N, h, w, K)."""
     return t.permute(0, 2, 3, 1)
@@ -202,7 +207,7 @@ class SHVC(nn.Module):
         # ArIB penalty (eq. 10): entropy of q(z1 | x_1:s) vs that of p(x_s+1: | x_1:s), in bits/dim
         h_q = -per(logq[0])
         h_p = -per(logp_x[:, s:])
-        penalty = torch.relu(h_q - h_p) / (dims * LN2) if s < b else torch.zeros_like(bpd)
+        penalty = arib_penalty(h_q, h_p) / (dims * LN2) if s < b else torch.zeros_like(bpd)
         return {"loss": (bpd + arib_lambda * penalty).mean(), "bpd": bpd.mean(),
                 "bpd_x": (nll_x / (dims * LN2)).mean(), "bpd_z": (kl / (dims * LN2)).mean(),
                 "penalty": penalty.mean()}
