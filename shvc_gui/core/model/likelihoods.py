@@ -17,7 +17,7 @@ The first and last symbols take the tails, so every symbol has non-zero probabil
 from __future__ import annotations
 
 import math
-from decimal import Decimal, getcontext
+from decimal import Decimal, localcontext
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +29,7 @@ LOGIT_DEN = 8
 LOGIT_SPAN = 127                  # weights below e^(-127/8) of the largest are dropped
 INV_BITS = 20                     # inverse scale LUT: round(2^20 * exp(-ls/16))
 T_BITS = INV_BITS + 4             # t = (edge - mu) / s in units of 2^-24 (mu in 1/16 = 2^-4)
-SIG_STEP_BITS = 6                 # sigmoid LUT step 1/64
+SIG_STEP_BITS = 11                # sigmoid LUT step 1/2048 (65537 entries, no interpolation)
 SIG_RANGE = 16                    # sigmoid LUT covers t in [-16, 16]
 SIG_BITS = 16                     # sigmoid LUT values in units of 2^-16
 W_BITS = 10                       # mixture weight LUT values in units of 2^-10
@@ -39,14 +39,23 @@ BETA_MAX = 128
 
 
 def _decimal_luts():
-    getcontext().prec = 40
+    with localcontext() as ctx:
+        ctx.prec = 40
+        return _decimal_luts_in_context()
+
+
+def _decimal_luts_in_context():
     inv = [int((Decimal(2 ** INV_BITS) * (Decimal(-l) / LS_DEN).exp()).to_integral_value())
            for l in range(LS_MIN, LS_MAX + 1)]
-    n = 2 * SIG_RANGE << SIG_STEP_BITS
-    sig = []
-    for i in range(n + 1):
-        t = Decimal(i - n // 2) / (1 << SIG_STEP_BITS)
-        sig.append(int((Decimal(2 ** SIG_BITS) / (1 + (-t).exp())).to_integral_value()))
+    # sigmoid(t) at t = i / 2048: exp(-|t|) by repeated multiplication. Decimal arithmetic is
+    # specified to the digit, so the table is identical on every machine and Python version.
+    half = SIG_RANGE << SIG_STEP_BITS
+    step = (Decimal(-1) / (1 << SIG_STEP_BITS)).exp()
+    e, upper = Decimal(1), []
+    for _ in range(half + 1):
+        upper.append(int((Decimal(2 ** SIG_BITS) / (1 + e)).to_integral_value()))
+        e *= step
+    sig = [2 ** SIG_BITS - v for v in upper[:0:-1]] + upper
     sig[0], sig[-1] = 0, 2 ** SIG_BITS
     wexp = [int((Decimal(2 ** W_BITS) * (Decimal(-d) / LOGIT_DEN).exp()).to_integral_value())
             for d in range(LOGIT_SPAN + 1)]
@@ -66,18 +75,13 @@ def _luts(device):
 
 
 def _sigmoid_fixed(t: torch.Tensor, sig_lut: torch.Tensor) -> torch.Tensor:
-    """Sigmoid of t (units 2^-T_BITS) by linear interpolation in the LUT; result units 2^-SIG_BITS.
+    """Sigmoid of t (units 2^-T_BITS) from the LUT, t floored to the LUT step; units 2^-SIG_BITS.
 
     Modifies ``t`` in place. Shifts are arithmetic (floor) on int64.
     """
-    frac_bits = T_BITS - SIG_STEP_BITS
     lim = SIG_RANGE << T_BITS
     t.clamp_(-lim, lim - 1).add_(lim)                      # now in [0, 2*lim)
-    idx = t >> frac_bits
-    frac = t.bitwise_and_((1 << frac_bits) - 1)
-    lo = sig_lut[idx]
-    step = sig_lut[idx + 1].sub_(lo)
-    return lo.add_(step.mul_(frac) >> frac_bits)
+    return sig_lut[t >> (T_BITS - SIG_STEP_BITS)]
 
 
 def integer_cdf(mu: torch.Tensor, ls: torch.Tensor, logit: torch.Tensor | None, n: int) -> torch.Tensor:
