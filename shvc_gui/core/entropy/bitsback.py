@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import struct
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -64,16 +65,27 @@ def check_variant(model: IntegerSHVC, variant: str) -> None:
         raise ValueError("variant 'arib' needs a model trained with an ArIB split")
 
 
-def _batched(fn, net_batch: int, *tensors):
-    """Apply ``fn`` to slices of the batch axis and concatenate; exact, so slicing is free."""
+NETWORK_SECONDS = "network_s"      # key of the time spent in network calls, in the ``stats`` dicts
+
+
+def _batched(stats: dict, fn, net_batch: int, *tensors):
+    """Apply ``fn`` to slices of the batch axis and concatenate; exact, so slicing is free.
+    Adds the seconds spent to ``stats[NETWORK_SECONDS]``."""
+    t0 = time.perf_counter()
     n = tensors[0].shape[0]
     if n <= net_batch:
-        return fn(*tensors)
-    outs = [fn(*(t[a:a + net_batch] if t is not None else None for t in tensors))
-            for a in range(0, n, net_batch)]
-    if isinstance(outs[0], tuple):
-        return tuple(torch.cat(parts, dim=0) for parts in zip(*outs))
-    return torch.cat(outs, dim=0)
+        out = fn(*tensors)
+    else:
+        outs = [fn(*(t[a:a + net_batch] if t is not None else None for t in tensors))
+                for a in range(0, n, net_batch)]
+        if isinstance(outs[0], tuple):
+            out = tuple(torch.cat(parts, dim=0) for parts in zip(*outs))
+        else:
+            out = torch.cat(outs, dim=0)
+    if tensors[0].is_cuda:
+        torch.cuda.synchronize()
+    stats[NETWORK_SECONDS] = stats.get(NETWORK_SECONDS, 0.0) + time.perf_counter() - t0
+    return out
 
 
 def _flat_k(t: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -91,8 +103,8 @@ class _Group:
     """The tensors of one group of patches, and the code that moves them through the stack."""
 
     def __init__(self, model: IntegerSHVC, stack: Stack, valid: torch.Tensor, patch: int,
-                 net_batch: int, device: torch.device):
-        self.m, self.st, self.hp = model, stack, model.hp
+                 net_batch: int, device: torch.device, stats: dict):
+        self.m, self.st, self.hp, self.stats = model, stack, model.hp, stats
         self.net_batch, self.device = net_batch, device
         g = valid.shape[0]
         rows = torch.arange(patch).view(1, patch, 1)
@@ -105,7 +117,7 @@ class _Group:
     # --- pixels ---------------------------------------------------------------------------
     def _pixel_units(self, X, idx_blocks, mask_blocks, j, z1):
         """Parameters of sub-image j for every channel, given the full X (encoder only)."""
-        logit, mu, ls, beta = _batched(lambda a, b: self.m.pixel_params(j, a, b), self.net_batch, X, z1)
+        logit, mu, ls, beta = _batched(self.stats, lambda a, b: self.m.pixel_params(j, a, b), self.net_batch, X, z1)
         xs = X[:, j]
         return [(c, channel_mean(mu, beta, [xs[:, i] for i in range(c)], c, exact=True), ls[:, c], logit[:, c])
                 for c in range(3)]
@@ -129,7 +141,7 @@ class _Group:
     def pop_pixels(self, X, blocks, idxb, maskb, z1):
         """Pop sub-images ``blocks`` into X (in place), sub-image by sub-image, channel by channel."""
         for j in blocks:
-            logit, mu, ls, beta = _batched(lambda a, b: self.m.pixel_params(j, a, b), self.net_batch, X, z1)
+            logit, mu, ls, beta = _batched(self.stats, lambda a, b: self.m.pixel_params(j, a, b), self.net_batch, X, z1)
             m = maskb[:, j, 0]
             prev = []
             for c in range(3):
@@ -141,7 +153,7 @@ class _Group:
 
     # --- latents --------------------------------------------------------------------------
     def _prior_params(self, i, j, G, above):
-        return _batched(lambda a, b: self.m.prior_z(i, j, a, b), self.net_batch, G, above)
+        return _batched(self.stats, lambda a, b: self.m.prior_z(i, j, a, b), self.net_batch, G, above)
 
     def push_prior(self, i, z, above):
         """Push z_i ~ p(z_i | z_i+1) (all sub-images; teacher-forced parameters)."""
@@ -166,8 +178,8 @@ class _Group:
     def posterior(self, i, src):
         """(mu, ls) of q(z_i | .) from x sub-images (i = 1) or z_{i-1}."""
         if i == 1:
-            return _batched(self.m.posterior_z1, self.net_batch, src)
-        return _batched(lambda a: self.m.posterior_z(i - 1, a), self.net_batch, src)
+            return _batched(self.stats, self.m.posterior_z1, self.net_batch, src)
+        return _batched(self.stats, lambda a: self.m.posterior_z(i - 1, a), self.net_batch, src)
 
     def pop_posterior(self, i, src):
         mu, ls = self.posterior(i, src)
@@ -285,8 +297,11 @@ def _setup(model, patches, valid, variant, group_size, net_batch):
 def encode_patches(model: IntegerSHVC, patches: np.ndarray, valid: np.ndarray, variant: str,
                    group_size: int = 64, net_batch: int = 64, device: str = "cpu",
                    progress: Callable[[int, int], None] | None = None,
-                   cancel: threading.Event | None = None) -> EncodedPatches:
-    """Code uint8 patches (N, 3, P, P); pixels outside ``valid`` (N, 2) are not coded."""
+                   cancel: threading.Event | None = None, stats: dict | None = None) -> EncodedPatches:
+    """Code uint8 patches (N, 3, P, P); pixels outside ``valid`` (N, 2) are not coded.
+
+    ``stats``, when given, receives the seconds spent in network calls (``NETWORK_SECONDS``)."""
+    stats = {} if stats is None else stats
     valid = _setup(model, patches, valid, variant, group_size, net_batch)
     dev = torch.device(device)
     model = model.to(dev)
@@ -300,7 +315,7 @@ def encode_patches(model: IntegerSHVC, patches: np.ndarray, valid: np.ndarray, v
     for a, b in _groups(n, group_size):
         if cancel is not None and cancel.is_set():
             raise Cancelled("Compression was cancelled.")
-        grp = _Group(model, st, valid[a:b], p, net_batch, dev)
+        grp = _Group(model, st, valid[a:b], p, net_batch, dev, stats)
         x = x_all[a:b].to(dev)
         x = torch.where(grp.mask, x, torch.full_like(x, PAD_VALUE))
         grp.encode(x, variant)
@@ -322,8 +337,9 @@ def encode_patches(model: IntegerSHVC, patches: np.ndarray, valid: np.ndarray, v
 def decode_patches(model: IntegerSHVC, payload: bytes, valid: np.ndarray, variant: str,
                    group_size: int = 64, net_batch: int = 64, device: str = "cpu",
                    progress: Callable[[int, int], None] | None = None,
-                   cancel: threading.Event | None = None) -> np.ndarray:
+                   cancel: threading.Event | None = None, stats: dict | None = None) -> np.ndarray:
     """Inverse of :func:`encode_patches`: returns uint8 (N, 3, P, P), padding filled with PAD_VALUE."""
+    stats = {} if stats is None else stats
     valid = _setup(model, None, valid, variant, group_size, net_batch)
     if len(payload) < 4 or len(payload) % 4:
         raise FormatError("The compressed stream is truncated.")
@@ -341,7 +357,7 @@ def decode_patches(model: IntegerSHVC, payload: bytes, valid: np.ndarray, varian
     for a, b in reversed(groups):
         if cancel is not None and cancel.is_set():
             raise Cancelled("Decompression was cancelled.")
-        grp = _Group(model, st, valid[a:b], p, net_batch, dev)
+        grp = _Group(model, st, valid[a:b], p, net_batch, dev, stats)
         x = grp.decode((b - a, 3, p, p), variant)
         out[a:b] = x.clamp(0, 255).to(torch.uint8).cpu().numpy()
         done += b - a
