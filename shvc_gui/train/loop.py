@@ -242,7 +242,9 @@ def main(argv=None) -> int:
     elif args.init:
         trainer.model.load_state_dict(init["ema"])
         trainer.ema.load_state_dict(init["ema"])
-    train_imgs = load_images(Path(args.corpus), "train")
+    train_imgs = [im for im in load_images(Path(args.corpus), "train") if min(im.shape[:2]) >= args.crop]
+    if not train_imgs:
+        raise SystemExit(f"shvc train run: no training image of at least {args.crop}x{args.crop} in {args.corpus}")
     val_crops = fixed_crops(load_images(Path(args.corpus), "val"), args.val_crops, args.crop)
 
     stop = {"flag": False}

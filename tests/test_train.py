@@ -1,0 +1,107 @@
+"""Training: a step lowers the loss, resume is exact, export/load checks sha256, torchrun with 2 CPUs."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from shvc_gui.core.errors import WeightsError
+from shvc_gui.core.model.testing import synthetic_photo
+from shvc_gui.core.weights import load_integer_weights, load_model
+from shvc_gui.train.corpus import build_from_images
+from shvc_gui.train.loop import Trainer, load_checkpoint, parse_args, hparams_from_args
+
+TINY = ["--width", "8", "--depth", "2", "--latent-layers", "2", "--z-channels", "2", "--mixtures", "2",
+        "--crop", "32", "--batch", "4", "--warmup", "2", "--steps", "50"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    d = tmp_path_factory.mktemp("corpus")
+    src = d / "src"
+    src.mkdir()
+    paths = []
+    for i in range(16):
+        img = synthetic_photo(256, 288, seed=i)
+        noisy = np.clip(img.astype(int) + np.random.default_rng(i).integers(-12, 13, img.shape), 0, 255)
+        p = src / f"pic{i}.png"
+        Image.fromarray(noisy.astype(np.uint8)).save(p)
+        paths.append(p)
+    build_from_images(paths, d / "pack", log=lambda s: None)
+    return d / "pack"
+
+
+def _trainer(tmp_path, extra=()):
+    args = parse_args(["--out", str(tmp_path)] + TINY + list(extra))
+    torch.manual_seed(0)
+    return Trainer(args, hparams_from_args(args), torch.device("cpu")), args
+
+
+def test_training_lowers_the_loss(tmp_path):
+    tr, _ = _trainer(tmp_path, ["--lr", "5e-3"])
+    imgs = [synthetic_photo(64, 64, seed=i) for i in range(4)]
+    fixed = torch.stack([torch.from_numpy(im).permute(2, 0, 1)[:, :32, :32] for im in imgs])
+    before = tr.validate(fixed)["bpd"]
+    for _ in range(15):
+        tr.step(imgs)
+    tr.ema.load_state_dict(tr.model.state_dict())
+    assert tr.validate(fixed)["bpd"] < before
+
+
+def test_resume_is_exact(tmp_path):
+    imgs = [synthetic_photo(64, 64, seed=i) for i in range(4)]
+    a, _ = _trainer(tmp_path)
+    for _ in range(3):
+        a.step(imgs)
+    state = a.state()
+    torch.save(state, tmp_path / "ck.pt")
+    a.step(imgs)
+    b, _ = _trainer(tmp_path)
+    torch.manual_seed(999)                       # resume must restore every RNG itself
+    b.load_state(load_checkpoint(tmp_path / "ck.pt"))
+    b.step(imgs)
+    for pa, pb in zip(a.model.parameters(), b.model.parameters()):
+        assert torch.equal(pa, pb)
+    for pa, pb in zip(a.ema.parameters(), b.ema.parameters()):
+        assert torch.equal(pa, pb)
+
+
+def test_cli_run_resume_export_and_sha256(tmp_path, corpus):
+    from shvc_gui.train import export, loop
+    run = tmp_path / "run"
+    assert loop.main(["--corpus", str(corpus), "--out", str(run), "--no-progress", "--val-every", "2",
+                      "--val-crops", "8"] + TINY[:-2] + ["--steps", "3"]) == 0
+    assert loop.main(["--corpus", str(corpus), "--out", str(run), "--no-progress", "--resume", "--val-crops", "8"]
+                     + TINY[:-2] + ["--steps", "5"]) == 0
+    assert load_checkpoint(run / "checkpoint.pt")["step"] == 5
+    log = (run / "log.csv").read_text().splitlines()
+    assert log[0].startswith("step,") and any(",val," in line for line in log)
+    wdir = tmp_path / "weights"
+    entry = export.export(run / "checkpoint.pt", "unit", corpus, wdir, val_tiles=4)
+    assert entry["validation"]["coded"]["arib"]["bpd"] > 0
+    model = load_model("unit", weights_dir=wdir)
+    assert model.sha256 == entry["sha256"]
+    path = wdir / entry["file"]
+    data = bytearray(path.read_bytes())
+    data[-20] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="sha256"):
+        load_model("unit", weights_dir=wdir)
+    from shvc_gui.train import plot
+    assert plot.main([str(run)]) == 0 and (run / "curve.png").stat().st_size > 1000
+
+
+def test_torchrun_two_cpu_processes(tmp_path, corpus):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    r = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "shvc_gui.train.loop",
+                        "--corpus", str(corpus), "--out", str(tmp_path / "ddp"), "--no-progress", "--device", "cpu",
+                        "--val-crops", "4"] + TINY[:-2] + ["--steps", "2"],
+                       capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert load_checkpoint(tmp_path / "ddp" / "checkpoint.pt")["step"] == 2
