@@ -89,8 +89,8 @@ def test_group_size_chains_initial_bits(trained_model):
     """Plain SHVC: smaller groups reuse bits pushed by earlier groups, so fewer initial bits."""
     x = np.stack([synthetic_photo(64, 64, seed=i).transpose(2, 0, 1) for i in range(8)])
     valid = np.full((8, 2), 64)
-    one = encode_patches(trained_model, x, valid, "shvc", group_size=8).report
-    chained = encode_patches(trained_model, x, valid, "shvc", group_size=1).report
+    one = encode_patches(trained_model, x, valid, "shvc", group_size=8, streams=1).report
+    chained = encode_patches(trained_model, x, valid, "shvc", group_size=1, streams=1).report
     assert chained.initial_bits < one.initial_bits / 4
     assert chained.total_bits < one.total_bits
 
@@ -101,3 +101,17 @@ def test_wrong_variant_for_model(tiny_model, tiny_det_model):
         encode_patches(tiny_det_model, x, [[64, 64]], "shvc")
     with pytest.raises(ValueError):
         encode_patches(tiny_model, x, [[64, 64]], "det")
+
+
+def test_independent_streams_round_trip_and_cost(trained_model):
+    """Streams split the patches; any worker count decodes them; start-up cost per stream is small."""
+    x = np.stack([synthetic_photo(64, 64, seed=200 + i).transpose(2, 0, 1) for i in range(12)])
+    valid = np.full((12, 2), 64)
+    one = encode_patches(trained_model, x, valid, "arib", group_size=2, streams=1)
+    six = encode_patches(trained_model, x, valid, "arib", group_size=2, streams=6, workers=3)
+    for workers in (1, 2):
+        assert np.array_equal(decode_patches(trained_model, six.payload, valid, "arib", group_size=2,
+                                             workers=workers), x)
+    assert six.report.total_bits - one.report.total_bits < 5 * 200      # < 200 bits per extra stream
+    with pytest.raises(Exception):
+        decode_patches(trained_model, six.payload[:-8], valid, "arib", group_size=2)

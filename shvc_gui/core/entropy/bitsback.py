@@ -21,6 +21,7 @@ sub-image by sub-image ("local reverse encoding"). Pixels outside ``valid`` are 
 
 from __future__ import annotations
 
+import os
 import struct
 import threading
 import time
@@ -294,24 +295,48 @@ def _setup(model, patches, valid, variant, group_size, net_batch):
     return valid
 
 
-def encode_patches(model: IntegerSHVC, patches: np.ndarray, valid: np.ndarray, variant: str,
-                   group_size: int = 64, net_batch: int = 64, device: str = "cpu",
-                   progress: Callable[[int, int], None] | None = None,
-                   cancel: threading.Event | None = None, stats: dict | None = None) -> EncodedPatches:
-    """Code uint8 patches (N, 3, P, P); pixels outside ``valid`` (N, 2) are not coded.
+def _stream_ranges(n: int, streams: int, group_size: int) -> list[tuple[int, int]]:
+    """Split ``n`` patches into ``streams`` contiguous ranges of whole groups."""
+    groups = _groups(n, group_size)
+    streams = max(1, min(streams, len(groups)))
+    per = -(-len(groups) // streams)
+    return [(groups[a][0], groups[min(len(groups), a + per) - 1][1]) for a in range(0, len(groups), per)]
 
-    ``stats``, when given, receives the seconds spent in network calls (``NETWORK_SECONDS``)."""
-    stats = {} if stats is None else stats
-    valid = _setup(model, patches, valid, variant, group_size, net_batch)
-    dev = torch.device(device)
-    model = model.to(dev)
-    n, p = patches.shape[0], model.hp.patch
-    x_all = torch.from_numpy(np.ascontiguousarray(patches)).to(torch.int64)
+
+def auto_streams(n: int, group_size: int) -> int:
+    """Independent ANS streams for ``n`` patches: one per 4 groups, at most 64 (each costs ~100 bits)."""
+    return max(1, min(64, -(-n // (4 * group_size))))
+
+
+class _Progress:
+    """Thread-safe progress across streams."""
+
+    def __init__(self, total: int, callback):
+        self.total, self.callback, self.done, self.lock = total, callback, 0, threading.Lock()
+
+    def add(self, k: int) -> None:
+        if self.callback is None:
+            return
+        with self.lock:
+            self.done += k
+            done = self.done
+        self.callback(done, self.total)
+
+
+def _map(fn, items, workers: int):
+    if workers <= 1 or len(items) <= 1:
+        return [fn(it) for it in items]
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(fn, items))
+
+
+def _encode_stream(model, x_all, valid, variant, group_size, net_batch, dev, prog, cancel, stats):
+    n, p = x_all.shape[0], model.hp.patch
     seed = _seed_words(_pop_bound(model, n, variant)) if variant != "det" else None
     st = Stack(seed)
     seed_len = 0 if seed is None else len(seed)
     bits_map = np.zeros((n, p, p), dtype=np.float32)
-    done = 0
     for a, b in _groups(n, group_size):
         if cancel is not None and cancel.is_set():
             raise Cancelled("Compression was cancelled.")
@@ -320,47 +345,86 @@ def encode_patches(model: IntegerSHVC, patches: np.ndarray, valid: np.ndarray, v
         x = torch.where(grp.mask, x, torch.full_like(x, PAD_VALUE))
         grp.encode(x, variant)
         bits_map[a:b] = grp.bits.view(b - a, p, p).numpy()
-        done = b
-        if progress is not None:
-            progress(done, n)
-    words = st.words()
-    prefix = max(0, st.min_words - 3) if seed is not None else 0
-    prefix = min(prefix, seed_len)
-    body = words[prefix:]
-    payload = struct.pack("<I", prefix) + body.astype("<u4").tobytes()
-    n_dims = int(3 * valid.prod(dim=1).sum())
-    report = PatchReport(total_bits=8 * len(payload), initial_bits=32 * (seed_len - prefix),
-                         neg_elbo_bits=st.pushed_bits - st.popped_bits, bits_map=bits_map, n_dims=n_dims)
+        prog.add(b - a)
+    prefix = min(max(0, st.min_words - 3), seed_len) if seed is not None else 0
+    words = st.words()[prefix:]
+    return prefix, words, 32 * (seed_len - prefix), st.pushed_bits - st.popped_bits, bits_map
+
+
+def encode_patches(model: IntegerSHVC, patches: np.ndarray, valid: np.ndarray, variant: str,
+                   group_size: int = 64, net_batch: int = 64, device: str = "cpu",
+                   progress: Callable[[int, int], None] | None = None,
+                   cancel: threading.Event | None = None, stats: dict | None = None,
+                   streams: int | None = None, workers: int | None = None) -> EncodedPatches:
+    """Code uint8 patches (N, 3, P, P); pixels outside ``valid`` (N, 2) are not coded.
+
+    The patches are cut into ``streams`` independent ANS streams (default :func:`auto_streams`),
+    coded by ``workers`` threads (default: as many as streams, at most the CPU count); both are free
+    to differ at decode time except ``streams``, which the payload records.
+    ``stats``, when given, receives the seconds spent in network calls (``NETWORK_SECONDS``)."""
+    stats = {} if stats is None else stats
+    valid = _setup(model, patches, valid, variant, group_size, net_batch)
+    dev = torch.device(device)
+    model = model.to(dev)
+    n = patches.shape[0]
+    x_all = torch.from_numpy(np.ascontiguousarray(patches)).to(torch.int64)
+    ranges = _stream_ranges(n, streams or auto_streams(n, group_size), group_size)
+    prog = _Progress(n, progress)
+    workers = workers or min(len(ranges), os.cpu_count() or 1)
+    parts = _map(lambda r: _encode_stream(model, x_all[r[0]:r[1]], valid[r[0]:r[1]], variant, group_size,
+                                          net_batch, dev, prog, cancel, stats), ranges, workers)
+    head = [struct.pack("<I", len(parts))]
+    head += [struct.pack("<II", prefix, len(words)) for prefix, words, *_ in parts]
+    payload = b"".join(head) + b"".join(words.astype("<u4").tobytes() for _, words, *_ in parts)
+    report = PatchReport(total_bits=8 * len(payload), initial_bits=sum(pt[2] for pt in parts),
+                         neg_elbo_bits=sum(pt[3] for pt in parts),
+                         bits_map=np.concatenate([pt[4] for pt in parts]) if parts else np.zeros((0, 1, 1), np.float32),
+                         n_dims=int(3 * valid.prod(dim=1).sum()))
     return EncodedPatches(payload, report)
 
 
-def decode_patches(model: IntegerSHVC, payload: bytes, valid: np.ndarray, variant: str,
-                   group_size: int = 64, net_batch: int = 64, device: str = "cpu",
-                   progress: Callable[[int, int], None] | None = None,
-                   cancel: threading.Event | None = None, stats: dict | None = None) -> np.ndarray:
-    """Inverse of :func:`encode_patches`: returns uint8 (N, 3, P, P), padding filled with PAD_VALUE."""
-    stats = {} if stats is None else stats
-    valid = _setup(model, None, valid, variant, group_size, net_batch)
-    if len(payload) < 4 or len(payload) % 4:
-        raise FormatError("The compressed stream is truncated.")
-    (prefix,) = struct.unpack_from("<I", payload)
+def _decode_stream(model, payload_words, prefix, valid, variant, group_size, net_batch, dev, prog, cancel, stats):
     n, p = valid.shape[0], model.hp.patch
     if prefix > _pop_bound(model, n, variant):
         raise FormatError("The compressed stream is corrupt (impossible seed length).")
-    dev = torch.device(device)
-    model = model.to(dev)
-    body = np.frombuffer(payload, dtype="<u4", offset=4).astype(np.uint32)
-    st = Stack(np.concatenate([np.zeros(prefix, dtype=np.uint32), body]) if variant != "det" or len(body) else None)
+    words = np.concatenate([np.zeros(prefix, dtype=np.uint32), payload_words])
+    st = Stack(words if len(words) else None)
     out = np.empty((n, 3, p, p), dtype=np.uint8)
-    groups = _groups(n, group_size)
-    done = 0
-    for a, b in reversed(groups):
+    for a, b in reversed(_groups(n, group_size)):
         if cancel is not None and cancel.is_set():
             raise Cancelled("Decompression was cancelled.")
         grp = _Group(model, st, valid[a:b], p, net_batch, dev, stats)
         x = grp.decode((b - a, 3, p, p), variant)
         out[a:b] = x.clamp(0, 255).to(torch.uint8).cpu().numpy()
-        done += b - a
-        if progress is not None:
-            progress(done, n)
+        prog.add(b - a)
     return out
+
+
+def decode_patches(model: IntegerSHVC, payload: bytes, valid: np.ndarray, variant: str,
+                   group_size: int = 64, net_batch: int = 64, device: str = "cpu",
+                   progress: Callable[[int, int], None] | None = None,
+                   cancel: threading.Event | None = None, stats: dict | None = None,
+                   workers: int | None = None) -> np.ndarray:
+    """Inverse of :func:`encode_patches`: returns uint8 (N, 3, P, P), padding filled with PAD_VALUE."""
+    stats = {} if stats is None else stats
+    valid = _setup(model, None, valid, variant, group_size, net_batch)
+    n = valid.shape[0]
+    if len(payload) < 4 or len(payload) % 4:
+        raise FormatError("The compressed stream is truncated.")
+    (count,) = struct.unpack_from("<I", payload)
+    ranges = _stream_ranges(n, count, group_size) if n else []
+    if count != len(ranges) or len(payload) < 4 + 8 * count:
+        raise FormatError("The compressed stream is corrupt (bad stream table).")
+    table = [struct.unpack_from("<II", payload, 4 + 8 * i) for i in range(count)]
+    body = np.frombuffer(payload, dtype="<u4", offset=4 + 8 * count).astype(np.uint32)
+    if sum(length for _, length in table) != len(body):
+        raise FormatError("The compressed stream is truncated or corrupt (stream lengths do not add up).")
+    offsets = np.cumsum([0] + [length for _, length in table])
+    dev = torch.device(device)
+    model = model.to(dev)
+    prog = _Progress(n, progress)
+    workers = workers or min(len(ranges), os.cpu_count() or 1)
+    outs = _map(lambda i: _decode_stream(model, body[offsets[i]:offsets[i + 1]], table[i][0],
+                                         valid[ranges[i][0]:ranges[i][1]], variant, group_size, net_batch, dev,
+                                         prog, cancel, stats), list(range(count)), workers)
+    return np.concatenate(outs) if outs else np.empty((0, 3, model.hp.patch, model.hp.patch), np.uint8)
