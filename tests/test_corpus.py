@@ -1,51 +1,280 @@
-"""Corpus builder on images the test makes: photo selection, split by source, deterministic bytes."""
+"""Corpus builder: selection, dedupe, split by source, deterministic bytes, manifest (no network, no apt)."""
+
+from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
-from PIL import Image
+import pytest
+from PIL import Image, ImageDraw
 
-from shvc_gui.core.model.testing import synthetic_photo
-from shvc_gui.train.corpus import build_from_images, identity_of, load_corpus, split_of
-
-
-def _make_sources(d):
-    d.mkdir()
-    paths = []
-    for i in range(24):
-        img = synthetic_photo(320, 400, seed=i)
-        noisy = np.clip(img.astype(int) + np.random.default_rng(i).integers(-12, 13, img.shape), 0, 255)
-        for size in ((400, 320), (200, 160)):          # the same picture shipped at two sizes
-            p = d / f"photo{i:02d}-{size[0]}x{size[1]}.jpg"
-            Image.fromarray(noisy.astype(np.uint8)).resize(size).save(p, quality=92)
-            paths.append(p)
-    flat = d / "flat-1920x1080.png"
-    Image.new("RGB", (400, 300), (30, 90, 200)).save(flat)
-    grad = d / "gradient.png"
-    Image.fromarray(np.tile(np.linspace(0, 255, 400, dtype=np.uint8), (300, 1))[..., None].repeat(3, 2)).save(grad)
-    return paths + [flat, grad]
+from shvc_gui.train import corpus as C
 
 
-def test_build_selects_splits_and_is_deterministic(tmp_path):
-    paths = _make_sources(tmp_path / "src")
-    a = build_from_images(paths, tmp_path / "a", log=lambda s: None)
-    b = build_from_images(paths, tmp_path / "b", log=lambda s: None)
-    assert (tmp_path / "a" / "manifest.json").read_bytes() == (tmp_path / "b" / "manifest.json").read_bytes()
-    names = [f["file"] for f in a["files"]]
-    assert len(names) == 24                                      # one per picture, flat art dropped
-    assert not any("flat" in n or "gradient" in n for n in names)
-    for f in a["files"]:
-        data = (tmp_path / "a" / f["file"]).read_bytes()
-        assert hashlib.sha256(data).hexdigest() == f["sha256"]
-        assert data == (tmp_path / "b" / f["file"]).read_bytes()
-        assert max(f["width"], f["height"]) <= 200              # downsampled by >= 2 from the 400-px source
-        assert f["split"] == split_of(f["source"]["identity"])
-    # a picture and its other shipped size share one identity, so they can never straddle the split
-    assert identity_of("p", "photo03-400x320.jpg") == identity_of("p", "photo03-200x160.jpg")
-    sel = (tmp_path / "a" / "selection.tsv").read_text()
-    assert "flat" in sel and "smaller size of the same picture" in sel
-    counts = json.loads((tmp_path / "a" / "manifest.json").read_text())["counts"]
-    assert counts["train"] + counts["val"] == 24
-    imgs = load_corpus(tmp_path / "a", "train")
-    assert len(imgs) == counts["train"] and imgs[0].dtype == np.uint8 and imgs[0].shape[2] == 3
+# --- test images ----------------------------------------------------------------------------------
+def photo_like(seed: int, h: int = 384, w: int = 512) -> Image.Image:
+    """Smooth random shapes at several scales + sensor-like noise: passes the photograph rule."""
+    rng = np.random.default_rng(seed)
+    img = np.zeros((h, w, 3), np.float64)
+    for cells, amp in ((4, 60.0), (12, 35.0), (40, 20.0)):
+        small = Image.fromarray(rng.uniform(0, 255, (cells, cells * w // h, 3)).astype(np.uint8))
+        img += amp / 255 * np.asarray(small.resize((w, h), Image.Resampling.BICUBIC), np.float64)
+    img = img / img.max() * 200 + 20 + rng.normal(0, 8, (h, w, 3))
+    return Image.fromarray(np.clip(img, 0, 255).round().astype(np.uint8))
+
+
+def flat_images() -> dict[str, Image.Image]:
+    h, w = 384, 512
+    ramp = np.linspace(0, 255, w)[None, :, None] * np.ones((h, 1, 3))
+    art = Image.new("RGB", (w, h), (30, 60, 120))
+    d = ImageDraw.Draw(art)
+    d.ellipse((50, 40, 300, 290), fill=(240, 180, 20))
+    d.polygon([(300, 380), (500, 10), (510, 380)], fill=(200, 30, 90))
+    return {
+        "solid.png": Image.new("RGB", (w, h), (90, 140, 200)),
+        "gradient.png": Image.fromarray(ramp.astype(np.uint8)),
+        "vector-art.png": art,
+        "dithered-gradient.png": Image.fromarray(np.clip(ramp + np.random.default_rng(9).integers(0, 2, (h, w, 3)),
+                                                         0, 255).astype(np.uint8)),
+    }
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory) -> Path:
+    """Five photographs (one shipped at two sizes, one again under another name as JPEG, one
+    byte-identical copy), four flat pictures, an SVG, a transparent picture and a tiny photo."""
+    root = tmp_path_factory.mktemp("sources")
+    (root / "nature").mkdir()
+    (root / "art").mkdir()
+    for i in range(5):
+        photo_like(100 + i).save(root / "nature" / f"photo{i}_512x384.png")
+    photo_like(100).resize((256, 192), Image.Resampling.BOX).save(root / "nature" / "photo0_256x192.png")
+    photo_like(101).resize((480, 360), Image.Resampling.LANCZOS).save(root / "nature" / "copy-of-photo-1.jpg",
+                                                                       quality=92)
+    (root / "zcopy").mkdir()
+    shutil.copy(root / "nature" / "photo2_512x384.png", root / "zcopy" / "photo2-again.png")   # sorts last
+    for name, im in flat_images().items():
+        im.save(root / "art" / name)
+    (root / "art" / "logo.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"/>')
+    rgba = photo_like(200).convert("RGBA")
+    rgba.putalpha(Image.new("L", rgba.size, 128))
+    rgba.save(root / "art" / "transparent.png")
+    photo_like(300, 160, 200).save(root / "nature" / "tiny.png")
+    return root
+
+
+def all_paths(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+@pytest.fixture(scope="module")
+def built(sources, tmp_path_factory):
+    out = tmp_path_factory.mktemp("corpus")
+    lines: list[str] = []
+    manifest = C.build_from_images(all_paths(sources), out, log=lines.append)
+    return out, manifest, lines
+
+
+def selection(out: Path) -> dict[str, tuple[str, str]]:
+    rows = (out / "selection.tsv").read_text().splitlines()
+    assert rows[0].split("\t") == ["decision", "reason", "package", "path", "identity"]
+    return {r.split("\t")[3]: (r.split("\t")[0], r.split("\t")[1]) for r in rows[1:]}
+
+
+# --- selection and dedupe -------------------------------------------------------------------------
+def test_photos_kept_flat_art_dropped(built, sources):
+    out, manifest, _ = built
+    sel = selection(out)
+    assert set(sel) == {p.relative_to(sources).as_posix() for p in all_paths(sources)}   # one row per file
+    for name in flat_images():
+        decision, reason = sel[f"art/{name}"]
+        assert decision == "drop" and reason.split(":")[0] in ("flat", "few colours", "smooth"), (name, reason)
+    assert sel["art/logo.svg"] == ("drop", "vector art (SVG)")
+    assert sel["art/transparent.png"] == ("drop", "transparent")
+    assert sel["nature/tiny.png"][1].startswith("too small")
+    kept = sorted(f["source"]["path"] for f in manifest["files"])
+    assert kept == [f"nature/photo{i}_512x384.png" for i in range(5)]
+    assert all(sel[k][0] == "keep" and sel[k][1].startswith("photo:") for k in kept)
+
+
+def test_duplicates_and_sizes_of_one_picture_give_one_output(built):
+    out, manifest, lines = built
+    sel = selection(out)
+    assert sel["nature/photo0_256x192.png"] == ("drop", "same picture as local:nature/photo0_512x384.png (larger)")
+    assert sel["nature/copy-of-photo-1.jpg"] == ("drop", "same picture as local:nature/photo1_512x384.png (larger)")
+    assert sel["zcopy/photo2-again.png"][1] == "identical to local:nature/photo2_512x384.png"
+    assert any(line.startswith("near-duplicate") and "copy-of-photo-1" in line for line in lines)
+    identities = [f["identity"] for f in manifest["files"]]
+    assert len(identities) == len(set(identities)) == 5
+
+
+def test_split_by_source(built):
+    out, manifest, _ = built
+    split_of = {}
+    for f in manifest["files"]:
+        assert f["file"].startswith(f["split"] + "/") and (out / f["file"]).exists()
+        assert split_of.setdefault(f["identity"], f["split"]) == f["split"]
+    # every member of a picture's group (all sizes, the renamed copy) maps to that picture's identity
+    sel_rows = [r.split("\t") for r in (out / "selection.tsv").read_text().splitlines()[1:]]
+    photo1 = next(f for f in manifest["files"] if f["source"]["path"] == "nature/photo1_512x384.png")
+    assert photo1["identity"] == min(photo1["identity"], "local:nature-copy-of-photo-1")
+    splits = C.assign_splits(split_of)
+    assert splits == split_of
+    assert manifest["counts"]["val"] >= 1 and manifest["counts"]["val"] >= 0.1 * len(manifest["files"])
+    assert len(sel_rows) == manifest["counts"]["sources"]
+
+
+def test_assign_splits_is_a_fixed_function_of_identity():
+    ids = [f"pkg:picture-{i}" for i in range(200)]
+    a = C.assign_splits(ids)
+    b = C.assign_splits(list(reversed(ids)))
+    assert a == b
+    val = [i for i in ids if a[i] == "val"]
+    assert 0.10 * len(ids) <= len(val) <= 0.25 * len(ids)
+    # adding pictures never moves a hash-chosen validation picture to train
+    more = C.assign_splits(ids + [f"pkg:new-{i}" for i in range(50)])
+    assert all(more[i] == "val" for i in ids if C._u(i) < C.Rules().val_fraction)
+    # tiny corpora still get >= 10 % validation
+    assert sum(v == "val" for v in C.assign_splits(["a", "b", "c"]).values()) == 1
+
+
+# --- bytes, manifest, loader ----------------------------------------------------------------------
+def test_rebuild_gives_identical_bytes(built, sources, tmp_path):
+    out, _, _ = built
+    moved = tmp_path / "elsewhere"                   # same pictures in another folder: same corpus
+    shutil.copytree(sources, moved)
+    again = tmp_path / "again"
+    C.build_from_images(all_paths(moved), again, log=lambda s: None)
+    files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
+    for rel in files:
+        assert (out / rel).read_bytes() == (again / rel).read_bytes(), rel
+    assert C.corpus_manifest_hash(out) == C.corpus_manifest_hash(again)
+
+
+def test_rebuild_into_the_same_folder_removes_stale_files(built, sources, tmp_path):
+    out = tmp_path / "c"
+    C.build_from_images(all_paths(sources), out, log=lambda s: None)
+    (out / "train" / "stale.png").write_bytes(b"x")
+    (out / "val" / "stale.png").write_bytes(b"x")
+    C.build_from_images(all_paths(sources), out, log=lambda s: None)
+    assert not (out / "train" / "stale.png").exists() and not (out / "val" / "stale.png").exists()
+    assert (out / "manifest.json").read_bytes() == (built[0] / "manifest.json").read_bytes()
+
+
+def test_manifest_sha256s_and_loader(built):
+    out, manifest, _ = built
+    text = (out / "manifest.json").read_bytes()
+    assert json.loads(text) == manifest
+    assert C.corpus_manifest_hash(out) == hashlib.sha256(text).hexdigest()
+    assert (out / "manifest.sha256").read_text().split()[0] == C.corpus_manifest_hash(out)
+    assert C.verify_corpus(out) == []
+    total = 0
+    for split in ("train", "val"):
+        images = C.load_corpus(out, split, verify=True)
+        entries = [f for f in manifest["files"] if f["split"] == split]
+        assert len(images) == len(entries) == manifest["counts"][split]
+        for img, f in zip(images, entries):
+            data = (out / f["file"]).read_bytes()
+            assert hashlib.sha256(data).hexdigest() == f["sha256"] and len(data) == f["bytes"]
+            assert img.dtype == np.uint8 and img.shape == (f["height"], f["width"], 3)
+            assert hashlib.sha256(img.tobytes()).hexdigest() == f["pixels_sha256"]
+            assert min(img.shape[:2]) >= 128
+            total += f["bytes"]
+    assert total == manifest["bytes"]
+    for key in ("downsample", "selection", "dedupe", "split", "params"):
+        assert key in manifest["rules"]
+    f0 = manifest["files"][0]
+    assert set(f0["source"]) == {"package", "path", "sha256", "width", "height"}
+
+
+def test_png_has_no_metadata_chunks(built):
+    out, manifest, _ = built
+    data = (out / manifest["files"][0]["file"]).read_bytes()
+    chunks, pos = [], 8
+    while pos < len(data):
+        n = int.from_bytes(data[pos:pos + 4], "big")
+        chunks.append(data[pos + 4:pos + 8].decode())
+        pos += 12 + n
+    assert set(chunks) == {"IHDR", "IDAT", "IEND"}
+
+
+def test_corrupted_file_is_detected(built, tmp_path):
+    out = tmp_path / "c"
+    shutil.copytree(built[0], out)
+    f = built[1]["files"][0]
+    p = out / f["file"]
+    p.write_bytes(p.read_bytes()[:-20] + bytes(20))
+    assert C.verify_corpus(out) == [f"{f['file']}: sha256 differs"]
+    with pytest.raises(ValueError, match="sha256"):
+        C.load_corpus(out, f["split"], verify=True)
+
+
+# --- pieces ---------------------------------------------------------------------------------------
+def test_downsample_is_an_area_mean_by_at_least_two():
+    a = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
+    out = np.asarray(C.downsample(Image.fromarray(a), C.Rules()))
+    assert out.shape == (2, 3, 3)
+    assert out[0, 0, 0] == int(a[:2, :2, 0].mean() + 0.5)               # mean, rounded half up
+    rules = C.Rules(max_short_side=100, max_long_side=150)
+    assert C.reduce_factor((1000, 300), rules) == 3
+    assert C.downsample(Image.new("RGB", (1000, 300)), rules).size == (150, 100)   # 333x100, cropped
+    assert C.downsample_size((1000, 300), rules) == (150, 100)
+
+
+def test_to_rgb_modes():
+    g16 = Image.fromarray(np.full((8, 8), 65535, np.uint16))
+    rgb, transparent = C.to_rgb(g16)
+    assert rgb.mode == "RGB" and np.asarray(rgb).max() == 255 and not transparent
+    p = Image.new("P", (8, 8), 0)
+    p.info["transparency"] = 0
+    assert C.to_rgb(p)[1]
+    opaque = Image.new("RGBA", (8, 8), (1, 2, 3, 255))
+    assert C.to_rgb(opaque) [1] is False and np.asarray(C.to_rgb(opaque)[0])[0, 0].tolist() == [1, 2, 3]
+
+
+def test_identity_of_removes_sizes_and_plasma_layout():
+    f = C.identity_of
+    assert f("p", "wallpapers/Kay/contents/images/5120x2880.png") == f("p", "wallpapers/Kay/contents/images_dark/1080x1920.png")
+    assert f("p", "wallpapers/Kay/contents/screenshot.png") == "p:wallpapers-kay"
+    assert f("m", "backgrounds/Elephants_5640x3172.jpg") == f("m", "backgrounds/Elephants.jpg")
+    assert f("m", "a/b.jpg") != f("n", "a/b.jpg")
+
+
+def test_missing_package_is_skipped_with_a_log_line(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(C, "_has_candidate", lambda pkg: False)
+    monkeypatch.setattr(C, "_run", lambda cmd, **kw: calls.append(cmd) or
+                        __import__("subprocess").CompletedProcess(cmd, 0, "", ""))
+    lines: list[str] = []
+    assert C.fetch_packages(tmp_path, ["no-such-pkg", "nor-this"], lines.append) == []
+    assert calls == [["apt-get", "update", "-qq"]]                       # once, only because of no candidate
+    assert "skip no-such-pkg: no apt candidate" in lines and "skip nor-this: no apt candidate" in lines
+
+
+def test_cached_deb_is_used_without_apt(tmp_path, monkeypatch):
+    """A .deb already in the cache is unpacked (dpkg -x) and never downloaded again."""
+    if shutil.which("dpkg-deb") is None:
+        pytest.skip("dpkg-deb not available")
+    pkg = tmp_path / "pkg"
+    (pkg / "DEBIAN").mkdir(parents=True)
+    (pkg / "DEBIAN" / "control").write_text("Package: fake-wallpapers\nVersion: 1.0\nArchitecture: all\n"
+                                            "Maintainer: t <t@example.org>\nDescription: test\n")
+    (pkg / "usr/share/backgrounds").mkdir(parents=True)
+    photo_like(1).save(pkg / "usr/share/backgrounds/one.png")
+    photo_like(2).save(pkg / "usr/share/icons-not-a-picture.png")
+    cache = tmp_path / "cache"
+    (cache / "debs").mkdir(parents=True)
+    import subprocess
+    subprocess.run(["dpkg-deb", "--build", "--root-owner-group", str(pkg),
+                    str(cache / "debs" / "fake-wallpapers_1.0_all.deb")], check=True, capture_output=True)
+    monkeypatch.setattr(C, "_run", lambda *a, **k: pytest.fail("apt must not run"))
+    monkeypatch.setattr(C, "_has_candidate", lambda *a: pytest.fail("apt must not run"))
+    out = tmp_path / "corpus"
+    manifest = C.build_corpus(out, cache, packages=["fake-wallpapers"], log=lambda s: None)
+    assert [f["source"]["path"] for f in manifest["files"]] == ["usr/share/backgrounds/one.png"]
+    assert manifest["packages"] == {"fake-wallpapers": "fake-wallpapers_1.0_all.deb"}
+    assert selection(out)["usr/share/icons-not-a-picture.png"][0] == "drop"

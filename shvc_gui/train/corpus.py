@@ -1,16 +1,41 @@
-"""Training corpus from Debian wallpaper packages: ``shvc train corpus [--out data/corpus]``.
+"""Training corpus from Debian wallpaper packages: ``shvc train corpus [--out data/corpus] [--cache data/cache]``.
 
-1. ``apt-get download`` + ``dpkg -x`` every package of :data:`PACKAGES` into a cache folder
-   (nothing is installed system-wide; a missing package is skipped with a log line).
-2. Every JPEG/PNG/WebP inside becomes a *source*. The same picture shipped at several sizes is one
-   source (its identity is the path with sizes such as ``1920x1080`` removed); the largest is kept.
-3. Each source is area-downsampled (box filter, factor >= 2, so the shorter side ends <= 512 px):
-   this washes out JPEG artefacts, as in camera photos that users compress.
-4. Photographs are kept, flat art is dropped: the rule is PNG bits per pixel >= ``MIN_PNG_BPP``
-   and >= ``MIN_COLOURS`` distinct colours (logged per source in ``selection.tsv``).
-5. Train/validation split by source identity hash (``VAL_MODULUS``: 1 in 8 sources, fixed forever).
-6. PNGs (deterministic encoding) and ``manifest.json`` with the sha256 of every output. Rebuilding
-   gives identical bytes.
+The pipeline (every parameter is a field of :class:`Rules` and is written into ``manifest.json``):
+
+1. **Fetch.** ``apt-get download`` + ``dpkg -x`` every package of :data:`PACKAGES` into the cache
+   (``CACHE/debs``, ``CACHE/extracted``); nothing is installed system-wide. A name ending in ``*`` is
+   expanded with ``apt-cache pkgnames``. ``apt-get update`` runs (once) only when ``apt-cache policy``
+   shows no candidate for a package; a package that still has none is skipped with a log line.
+2. **Sources.** Every JPEG/PNG/WebP in a folder named ``background(s)``, ``wallpaper(s)`` or
+   ``collection`` (not screenshots or previews: icons, boot and login themes are UI assets) is a
+   candidate; SVG (vector art) is dropped.
+3. **Dedupe** (one output per picture): identical files (sha256) are one; files whose normalised
+   path is the same once sizes such as ``1920x1080`` are removed (plasma's ``contents/images*/``
+   layout, ``Elephants_1920x1080.jpg``) are one picture; so are files whose small perceptual hash
+   (:func:`perceptual_hash`: 256-bit difference hash of the centre square) is within
+   ``phash_max_distance`` bits (the same wallpaper shipped by two packages, or at two sizes under
+   different names). Each group keeps its largest file; its identity is its smallest member identity.
+4. **Select** photographs, drop flat art, on an *analysis image* (box-reduced so its short side is
+   about ``analysis_short_side``, whatever the output size): keep when its PNG bits/pixel
+   >= ``min_png_bpp``, distinct colours >= ``min_colours`` and the share of smooth pixels (grey
+   ``|dx| + |dy| <= 2``) <= ``max_smooth_share``; transparent pictures are dropped. Every file's
+   decision and the measured values go to ``selection.tsv``. (Measured on the bookworm packages:
+   this drops every flat/gradient wallpaper; what it gets wrong is grainy or textured digital art,
+   which passes, and bokeh macro photographs and grey photographs, which do not.)
+5. **Downsample** by an integer factor ``max(2, ceil(short side / max_short_side))`` with a box
+   filter (``Image.reduce``: the mean of factor x factor cells), which washes out JPEG artefacts and
+   demosaicing, then centre-crop the long side to ``max_long_side``; 8-bit RGB (16-bit scaled,
+   EXIF orientation applied, metadata and ICC profiles not copied).
+6. **Split** by picture: ``u = int(sha256(identity)[:8], 16) / 2**32``; validation when
+   ``u < val_fraction``; if that gives fewer than ``min_val_share`` of the kept pictures, the
+   train pictures with the smallest ``u`` move to validation until it does. Every size of one
+   picture is one group, so it never appears in both splits.
+7. **Write** ``OUT/{train,val}/*.png`` (fixed zlib level, no timestamps or metadata chunks),
+   ``OUT/manifest.json`` (sha256 of every file and of its pixels, source package + path, sizes,
+   the rules) and ``OUT/manifest.sha256``. Building twice from the same inputs gives identical bytes.
+
+``load_corpus(dir, split)`` gives the images to the training loop; ``corpus_manifest_hash(dir)``
+names the corpus in the weights manifest.
 """
 
 from __future__ import annotations
@@ -19,202 +44,512 @@ import argparse
 import hashlib
 import io
 import json
+import math
+import os
 import re
+import shutil
 import subprocess
-from dataclasses import dataclass
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
-PACKAGES = ["mate-backgrounds", "ukui-wallpapers", "gnome-backgrounds", "plasma-workspace-wallpapers",
-            "lomiri-wallpapers", "lomiri-wallpapers-16.04", "lomiri-wallpapers-20.04", "sway-backgrounds",
-            "desktop-base", "mypaint-data-extras"]
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
-MAX_SHORT_SIDE = 512
-MIN_FACTOR = 2
-MIN_PNG_BPP = 4.0
-MIN_COLOURS = 4000
-VAL_MODULUS = 8
-MIN_SIDE = 96                    # after downsampling; smaller sources are dropped
-PNG_LEVEL = 6
-
+# Debian packages with photographic wallpapers (checked in bookworm). Names ending in '*' are
+# prefixes expanded with `apt-cache pkgnames`. Looked at and left out (no photographs, or gone):
+# xfdesktop4-data, lxde-common, debian-edu-artwork-*, kdegames-mahjongg-data-kf5, xplanet-images
+# (vector/gradient art or maps); budgie-*, deepin-*, xfce4-artwork (not in bookworm).
+PACKAGES = (
+    "mate-backgrounds",
+    "ukui-wallpapers",
+    "gnome-backgrounds",
+    "plasma-workspace-wallpapers",
+    "lomiri-wallpapers*",
+    "sway-backgrounds",
+    "desktop-base",
+    "lxqt-themes",             # lxqt/wallpapers: a dozen photographs (flowers, clouds, fog, ...)
+    "palapeli-data",           # the jigsaw puzzles' photographs (bridge, bee, chameleon, ...)
+    "mypaint-data-extras",     # high-resolution scans of paper, canvas and cork
+)
+# Only pictures in these folders count (icons, boot/login themes, previews are UI assets, not pictures).
+PICTURE_DIRS = re.compile(r"(^|/)(backgrounds?|wallpapers?|collection)/")
+NOT_PICTURES = re.compile(r"(screenshot|preview)[^/]*$", re.IGNORECASE)
+RASTER_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+VECTOR_SUFFIXES = {".svg", ".svgz"}
+PNG_LEVEL = 9                  # the output files
+ANALYSIS_PNG_LEVEL = 6         # the selection rule's bits/pixel
+CORPUS_VERSION = 1
 Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Every parameter of the pipeline; written into the manifest."""
+    min_factor: int = 2                # box-filter downsampling factor, at least
+    max_short_side: int = 640          # factor = max(min_factor, ceil(short / max_short_side))
+    max_long_side: int = 1024          # then the long side is centre-cropped to this
+    min_side: int = 128                # short side of the output, at least (training crops are 64x64)
+    analysis_short_side: int = 384     # the selection looks at the picture box-reduced to about this
+    min_png_bpp: float = 4.0           # PNG bits per pixel of the analysis image, at least
+    min_colours: int = 8000            # distinct RGB colours of the analysis image, at least
+    max_smooth_share: float = 0.75     # share of pixels with |dx| + |dy| <= 2 in grey, at most
+    phash_max_distance: int = 24       # of 256 bits: the same picture
+    val_fraction: float = 0.125        # validation when u < this
+    min_val_share: float = 0.10        # and at least this share of the kept pictures
+    max_total_mib: float = 45.0        # size budget of the pack (a warning when exceeded)
+
+    def describe(self) -> dict:
+        return {
+            "downsample": (f"box filter (PIL Image.reduce), integer factor max({self.min_factor}, "
+                           f"ceil(short side / {self.max_short_side})); then centre crop of the long side "
+                           f"to <= {self.max_long_side}; 8-bit RGB"),
+            "selection": ("only files in folders named background(s)/wallpaper(s)/collection, not "
+                          "screenshots or previews; SVG dropped; on the analysis image (box-reduced by "
+                          f"max(2, ceil(short side / {self.analysis_short_side}))) keep when PNG(level "
+                          f"{ANALYSIS_PNG_LEVEL}) bits/pixel >= {self.min_png_bpp}, distinct colours >= "
+                          f"{self.min_colours} and the share of smooth pixels (grey |dx| + |dy| <= 2) <= "
+                          f"{self.max_smooth_share}; output short side >= {self.min_side}; no transparency"),
+            "dedupe": ("identical sha256; same path once WxH sizes and plasma contents/images*/ are "
+                       f"removed; 256-bit centre-square difference hash within {self.phash_max_distance} "
+                       "bits (hashes with < 32 or > 224 ones, i.e. flat pictures, are not compared); the "
+                       "largest file of a group is kept; identity = smallest member identity"),
+            "split": (f"u = int(sha256(identity)[:8], 16) / 2**32; val when u < {self.val_fraction}; then "
+                      f"the smallest-u train pictures move to val until val >= {self.min_val_share} of kept"),
+            "params": asdict(self),
+        }
 
 
 @dataclass
 class Source:
-    path: Path
+    path: Path            # on disk
     package: str
-    identity: str
+    rel: str              # path inside the package (or relative to the folder of local images)
+    identity: str = ""
+    sha256: str = ""
+    size: tuple[int, int] = (0, 0)
+    phash: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self):
+        if not self.identity:
+            self.identity = identity_of(self.package, self.rel)
 
 
 def identity_of(package: str, rel: str) -> str:
     """The picture a file shows, independent of the size it was shipped at."""
     p = rel.lower()
-    p = re.sub(r"/contents/(images|images_dark|screenshot)[^/]*/[^/]*$", "", p)   # plasma layout
+    p = re.sub(r"/contents/(images[^/]*/[^/]*|screenshot[^/]*)$", "", p)   # plasma layout
     p = re.sub(r"\d{3,5}x\d{3,5}", "", p)
-    p = re.sub(r"\.(jpe?g|png|webp)$", "", p)
-    p = re.sub(r"[-_./]+", "-", p).strip("-")
+    p = re.sub(r"\.(jpe?g|png|webp|svgz?)$", "", p)
+    p = re.sub(r"[-_./ ]+", "-", p).strip("-")
     return f"{package}:{p}"
 
 
-def fetch_packages(cache: Path, packages: Iterable[str], log: Log) -> list[tuple[str, Path]]:
-    debs, roots = cache / "debs", []
-    debs.mkdir(parents=True, exist_ok=True)
+# --- fetching -----------------------------------------------------------------------------------
+def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, **kw)
+
+
+def _has_candidate(pkg: str) -> bool:
+    try:
+        out = _run(["apt-cache", "policy", pkg]).stdout
+    except FileNotFoundError:
+        return False
+    m = re.search(r"Candidate:\s*(\S+)", out)
+    return bool(m) and m.group(1) != "(none)"
+
+
+def expand_packages(packages: Iterable[str], debs: Path) -> list[str]:
+    out: list[str] = []
     for pkg in packages:
+        if not pkg.endswith("*"):
+            out.append(pkg)
+            continue
+        prefix = pkg[:-1]
+        try:
+            names = _run(["apt-cache", "pkgnames", prefix]).stdout.split()
+        except FileNotFoundError:
+            names = []
+        names += [d.name.split("_")[0] for d in debs.glob(f"{prefix}*_*.deb")]
+        out += sorted({n for n in names if n.startswith(prefix)}) or [prefix]
+    return list(dict.fromkeys(out))
+
+
+def fetch_packages(cache: Path, packages: Iterable[str], log: Log = print) -> list[tuple[str, Path, str]]:
+    """Download and unpack; returns (package, root folder, .deb file name) of each package found."""
+    debs = cache / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    updated = False
+    found_roots = []
+    for pkg in expand_packages(packages, debs):
         found = sorted(debs.glob(f"{pkg}_*.deb"))
         if not found:
-            r = subprocess.run(["apt-get", "download", pkg], cwd=debs, capture_output=True, text=True)
+            if not _has_candidate(pkg) and not updated:
+                log(f"apt-cache policy shows no candidate for {pkg}: running apt-get update")
+                r = _run(["apt-get", "update", "-qq"])
+                updated = True
+                if r.returncode:
+                    log(f"apt-get update failed: {r.stderr.strip()[-300:]}")
+            if not _has_candidate(pkg):
+                log(f"skip {pkg}: no apt candidate")
+                continue
+            log(f"apt-get download {pkg}")
+            r = _run(["apt-get", "download", pkg], cwd=debs)
             found = sorted(debs.glob(f"{pkg}_*.deb"))
             if r.returncode or not found:
-                log(f"skip {pkg}: apt-get download failed ({r.stderr.strip().splitlines()[-1:] or ''})")
+                log(f"skip {pkg}: apt-get download failed ({r.stderr.strip()[-300:]})")
                 continue
+        deb = found[-1]
         root = (cache / "extracted" / pkg).resolve()
-        if not root.exists():
+        stamp = root / ".deb"
+        if not (stamp.exists() and stamp.read_text() == deb.name):
             tmp = root.with_name(root.name + ".partial")
-            tmp.mkdir(parents=True, exist_ok=True)
-            subprocess.run(["dpkg", "-x", str(found[-1].resolve()), str(tmp)], check=True)
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            subprocess.run(["dpkg", "-x", str(deb.resolve()), str(tmp)], check=True)
+            (tmp / ".deb").write_text(deb.name)
+            shutil.rmtree(root, ignore_errors=True)
             tmp.rename(root)
-        roots.append((pkg, root))
-    return roots
+        found_roots.append((pkg, root, deb.name))
+    return found_roots
 
 
-def find_sources(roots: list[tuple[str, Path]]) -> list[Source]:
+def find_sources(roots: Iterable[tuple[str, Path]]) -> list[Source]:
+    """Image files (symlinks skipped: they point at files found anyway), in a fixed order."""
     out = []
     for pkg, root in roots:
         for f in sorted(root.rglob("*")):
-            if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file() and not f.is_symlink():
-                out.append(Source(f, pkg, identity_of(pkg, str(f.relative_to(root)))))
+            suffix = f.suffix.lower()
+            if suffix in RASTER_SUFFIXES | VECTOR_SUFFIXES and f.is_file() and not f.is_symlink():
+                out.append(Source(f, pkg, f.relative_to(root).as_posix()))
     return out
 
 
-def downsample(img: Image.Image) -> Image.Image:
-    short = min(img.size)
-    factor = max(MIN_FACTOR, -(-short // MAX_SHORT_SIDE))
-    return img.reduce(factor)                     # box filter: area average of factor x factor cells
+# --- images -------------------------------------------------------------------------------------
+def to_rgb(im: Image.Image) -> tuple[Image.Image, bool]:
+    """8-bit RGB without metadata, and whether the source had any transparency."""
+    im = ImageOps.exif_transpose(im)
+    transparent = False
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
+        a = np.asarray(im, dtype=np.int64)
+        im = Image.fromarray(np.clip((a + 128) // 257, 0, 255).astype(np.uint8), "L")
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        transparent = int(np.asarray(im.getchannel("A")).min()) < 255
+    rgb = np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
+    return Image.fromarray(rgb, "RGB"), transparent
+
+
+def reduce_factor(size: tuple[int, int], rules: Rules) -> int:
+    return max(rules.min_factor, math.ceil(min(size) / rules.max_short_side))
+
+
+def downsample_size(size: tuple[int, int], rules: Rules) -> tuple[int, int]:
+    f = reduce_factor(size, rules)
+    return min(-(-size[0] // f), rules.max_long_side), min(-(-size[1] // f), rules.max_long_side)
+
+
+def downsample(img: Image.Image, rules: Rules) -> Image.Image:
+    """Box-filter reduce by an integer factor, then centre-crop the long side."""
+    img = img.reduce(reduce_factor(img.size, rules))
+    w, h = img.size
+    cw, ch = min(w, rules.max_long_side), min(h, rules.max_long_side)
+    if (cw, ch) != (w, h):
+        x, y = (w - cw) // 2, (h - ch) // 2
+        img = img.crop((x, y, x + cw, y + ch))
+    return img
 
 
 def png_bytes(img: Image.Image) -> bytes:
+    """Deterministic PNG: fixed zlib level, no metadata chunks (no tIME, no text, no ICC)."""
+    clean = Image.fromarray(np.asarray(img.convert("RGB")), "RGB")
     buf = io.BytesIO()
-    img.save(buf, format="PNG", compress_level=PNG_LEVEL)
+    clean.save(buf, format="PNG", compress_level=PNG_LEVEL, optimize=False)
     return buf.getvalue()
 
 
-def is_photo(img: Image.Image, png: bytes) -> tuple[bool, str]:
-    bpp = 8 * len(png) / (img.size[0] * img.size[1])
-    colours = len(np.unique(np.asarray(img).reshape(-1, 3), axis=0))
-    if min(img.size) < MIN_SIDE:
-        return False, f"too small {img.size[0]}x{img.size[1]}"
-    if bpp < MIN_PNG_BPP:
-        return False, f"flat: {bpp:.2f} PNG bits/pixel < {MIN_PNG_BPP}"
-    if colours < MIN_COLOURS:
-        return False, f"few colours: {colours} < {MIN_COLOURS}"
-    return True, f"photo: {bpp:.2f} PNG bits/pixel, {colours} colours"
+def perceptual_hash(img: Image.Image) -> np.ndarray:
+    """256-bit difference hash of the centre square (grey, 17x16 box-filtered): bool[256]."""
+    g = img.convert("L")
+    w, h = g.size
+    s = min(w, h)
+    g = g.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
+    a = np.asarray(g.resize((17, 16), Image.Resampling.BOX), dtype=np.int16)
+    return (a[:, 1:] > a[:, :-1]).reshape(-1)
 
 
-def split_of(identity: str) -> str:
-    return "val" if int(hashlib.sha256(identity.encode()).hexdigest()[:8], 16) % VAL_MODULUS == 0 else "train"
+def analysis_image(img: Image.Image, rules: Rules = Rules()) -> Image.Image:
+    """The picture at a fixed scale for the selection rule (independent of the output size)."""
+    return img.reduce(max(2, math.ceil(min(img.size) / rules.analysis_short_side)))
 
 
-def build_from_sources(sources: list[Source], out: Path, log: Log = print) -> dict:
+def image_stats(img: Image.Image) -> dict:
+    """PNG bits/pixel, distinct colours, share of smooth pixels (grey |dx| + |dy| <= 2)."""
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", compress_level=ANALYSIS_PNG_LEVEL)
+    a = np.asarray(img, dtype=np.uint32).reshape(-1, 3)
+    colours = len(np.unique((a[:, 0] << 16) | (a[:, 1] << 8) | a[:, 2]))
+    g = np.asarray(img.convert("L"), dtype=np.int16)
+    grad = np.abs(np.diff(g, axis=1))[:-1] + np.abs(np.diff(g, axis=0))[:, :-1]
+    smooth = float((grad <= 2).mean()) if grad.size else 1.0
+    return {"bpp": 8 * len(buf.getvalue()) / (img.size[0] * img.size[1]), "colours": colours, "smooth": smooth}
+
+
+def is_photo(img: Image.Image, rules: Rules = Rules()) -> tuple[bool, str]:
+    """The selection rule on a full-size RGB picture: (keep, reason with the measured values)."""
+    st = image_stats(analysis_image(img, rules))
+    out = downsample_size(img.size, rules)
+    stats = f"{st['bpp']:.2f} bpp, {st['colours']} colours, smooth {st['smooth']:.2f}"
+    if min(out) < rules.min_side:
+        return False, f"too small: output {out[0]}x{out[1]}"
+    if st["bpp"] < rules.min_png_bpp:
+        return False, f"flat: bpp < {rules.min_png_bpp}: {stats}"
+    if st["colours"] < rules.min_colours:
+        return False, f"few colours: < {rules.min_colours}: {stats}"
+    if st["smooth"] > rules.max_smooth_share:
+        return False, f"smooth: > {rules.max_smooth_share}: {stats}"
+    return True, f"photo: {stats}"
+
+
+def _u(identity: str) -> float:
+    return int(hashlib.sha256(identity.encode()).hexdigest()[:8], 16) / 2 ** 32
+
+
+def assign_splits(identities: Iterable[str], rules: Rules = Rules()) -> dict[str, str]:
+    ids = sorted(set(identities), key=lambda i: (_u(i), i))
+    split = {i: "val" if _u(i) < rules.val_fraction else "train" for i in ids}
+    need = math.ceil(rules.min_val_share * len(ids)) - sum(v == "val" for v in split.values())
+    for i in ids:                                   # smallest u first
+        if need <= 0:
+            break
+        if split[i] == "train":
+            split[i], need = "val", need - 1
+    return split
+
+
+# --- the pipeline -------------------------------------------------------------------------------
+class _UnionFind:
+    def __init__(self, n: int):
+        self.parent = list(range(n))
+
+    def find(self, i: int) -> int:
+        while self.parent[i] != i:
+            self.parent[i] = self.parent[self.parent[i]]
+            i = self.parent[i]
+        return i
+
+    def union(self, i: int, j: int) -> None:
+        a, b = self.find(i), self.find(j)
+        if a != b:
+            self.parent[max(a, b)] = min(a, b)
+
+
+def _slug(text: str, n: int = 60) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:n].strip("-")
+
+
+def build_from_sources(sources: list[Source], out: Path, rules: Rules = Rules(), log: Log = print,
+                       packages: dict | None = None, picture_folders: bool = False) -> dict:
     """Dedupe, downsample, select, split and write the pack; returns the manifest."""
-    best: dict[str, tuple[int, Source]] = {}
-    seen: set[str] = set()
-    rows = []
-    for s in sources:
-        digest = hashlib.sha256(s.path.read_bytes()).hexdigest()
-        if digest in seen:
-            rows.append((s, "drop", "duplicate file"))
+    t0 = time.time()
+    out = Path(out)
+    rows: list[tuple[Source, str, str]] = []          # (source, decision, reason)
+    # 1. exact duplicates, vector art, unreadable files; sizes and perceptual hashes
+    raster: list[Source] = []
+    by_sha: dict[str, Source] = {}
+    for s in sorted(sources, key=lambda s: (s.package, s.rel)):
+        if s.path.suffix.lower() in VECTOR_SUFFIXES:
+            rows.append((s, "drop", "vector art (SVG)"))
             continue
-        seen.add(digest)
+        if picture_folders and (not PICTURE_DIRS.search(s.rel) or NOT_PICTURES.search(s.rel)):
+            rows.append((s, "drop", "not in a wallpaper/background folder, or a preview"))
+            continue
+        s.sha256 = hashlib.sha256(s.path.read_bytes()).hexdigest()
+        if s.sha256 in by_sha:
+            first = by_sha[s.sha256]
+            rows.append((s, "drop", f"identical to {first.package}:{first.rel}"))
+            continue
+        by_sha[s.sha256] = s
         try:
             with Image.open(s.path) as im:
-                area = im.size[0] * im.size[1]
+                s.size = im.size
+                if im.format == "JPEG":
+                    im.draft("RGB", (max(64, im.size[0] // 8), max(64, im.size[1] // 8)))
+                s.phash = perceptual_hash(to_rgb(im)[0])
         except Exception as exc:  # noqa: BLE001 - any unreadable file is just skipped
-            rows.append((s, "drop", f"unreadable: {exc}"))
+            rows.append((s, "drop", f"unreadable: {type(exc).__name__}: {exc}"))
             continue
-        prev = best.get(s.identity)
-        if prev is None or area > prev[0]:
-            if prev:
-                rows.append((prev[1], "drop", "smaller size of the same picture"))
-            best[s.identity] = (area, s)
-        else:
-            rows.append((s, "drop", "smaller size of the same picture"))
+        raster.append(s)
+    # 2. groups of the same picture: same identity, or perceptual hashes close
+    uf = _UnionFind(len(raster))
+    first_of: dict[str, int] = {}
+    for i, s in enumerate(raster):
+        j = first_of.setdefault(s.identity, i)
+        uf.union(i, j)
+    if raster:
+        h = np.stack([s.phash for s in raster]).astype(np.uint8)
+        dist = (h[:, None, :] != h[None, :, :]).sum(-1)
+        ones = h.sum(1)
+        informative = (ones >= 32) & (ones <= 224)
+        close = (dist <= rules.phash_max_distance) & informative[:, None] & informative[None, :]
+        for i, j in zip(*np.nonzero(np.triu(close, 1))):
+            if raster[i].identity != raster[j].identity:
+                log(f"near-duplicate ({dist[i, j]} bits): {raster[i].identity} ~ {raster[j].identity}")
+            uf.union(int(i), int(j))
+    groups: dict[int, list[Source]] = {}
+    for i, s in enumerate(raster):
+        groups.setdefault(uf.find(i), []).append(s)
+    # 3. per group: the largest file, downsampled, selected
+    kept: list[tuple[str, Source, Image.Image, bytes, str]] = []
+    for members in groups.values():
+        identity = min(s.identity for s in members)
+        best = max(members, key=lambda s: (s.size[0] * s.size[1], s.size, -len(s.rel), s.package, s.rel))
+        for s in members:
+            if s is not best:
+                rows.append((s, "drop", f"same picture as {best.package}:{best.rel} (larger)"))
+        try:
+            with Image.open(best.path) as im:
+                rgb, transparent = to_rgb(im)
+        except Exception as exc:  # noqa: BLE001
+            rows.append((best, "drop", f"unreadable: {type(exc).__name__}: {exc}"))
+            continue
+        if transparent:
+            rows.append((best, "drop", "transparent"))
+            continue
+        keep, why = is_photo(rgb, rules)
+        rows.append((best, "keep" if keep else "drop", why))
+        if keep:
+            img = downsample(rgb, rules)
+            kept.append((identity, best, img, png_bytes(img), why))
+    # 4. split and write
+    splits = assign_splits([k[0] for k in kept], rules)
     for split in ("train", "val"):
         (out / split).mkdir(parents=True, exist_ok=True)
         for old in (out / split).glob("*.png"):
             old.unlink()
     files = []
-    for identity in sorted(best):
-        s = best[identity][1]
-        with Image.open(s.path) as im:
-            img = downsample(im.convert("RGB"))
-        png = png_bytes(img)
-        keep, why = is_photo(img, png)
-        rows.append((s, "keep" if keep else "drop", why))
-        if not keep:
-            continue
-        split = split_of(identity)
-        name = re.sub(r"[^a-z0-9]+", "-", identity.lower()).strip("-")[:80]
-        name = f"{name}-{hashlib.sha256(identity.encode()).hexdigest()[:6]}.png"
+    for identity, s, img, png, why in sorted(kept, key=lambda k: k[0]):
+        split = splits[identity]
+        name = f"{_slug(identity)}-{hashlib.sha256(identity.encode()).hexdigest()[:8]}.png"
         (out / split / name).write_bytes(png)
-        files.append({"file": f"{split}/{name}", "split": split, "sha256": hashlib.sha256(png).hexdigest(),
-                      "bytes": len(png), "width": img.size[0], "height": img.size[1],
-                      "source": {"package": s.package, "path": str(s.path.name), "identity": identity}})
-    with open(out / "selection.tsv", "w") as f:
-        f.write("decision\treason\tpackage\tidentity\tfile\n")
-        for s, decision, why in sorted(rows, key=lambda r: (r[0].identity, str(r[0].path))):
-            f.write(f"{decision}\t{why}\t{s.package}\t{s.identity}\t{s.path.name}\n")
+        files.append({
+            "file": f"{split}/{name}", "split": split, "identity": identity,
+            "sha256": hashlib.sha256(png).hexdigest(),
+            "pixels_sha256": hashlib.sha256(np.asarray(img).tobytes()).hexdigest(),
+            "bytes": len(png), "width": img.size[0], "height": img.size[1],
+            "factor": reduce_factor(s.size, rules),
+            "source": {"package": s.package, "path": s.rel, "sha256": s.sha256,
+                       "width": s.size[0], "height": s.size[1]},
+            "selection": why,
+        })
+    rows.sort(key=lambda r: (r[0].package, r[0].rel))
+    with open(out / "selection.tsv", "w", newline="\n") as f:
+        f.write("decision\treason\tpackage\tpath\tidentity\n")
+        for s, decision, why in rows:
+            f.write(f"{decision}\t{why}\t{s.package}\t{s.rel}\t{s.identity}\n")
+    total = sum(f["bytes"] for f in files)
     manifest = {
-        "rules": {"downsample": f"box filter, factor max({MIN_FACTOR}, ceil(short side / {MAX_SHORT_SIDE}))",
-                  "photo": f"PNG bits/pixel >= {MIN_PNG_BPP} and >= {MIN_COLOURS} colours, short side >= {MIN_SIDE}",
-                  "split": f"validation when int(sha256(identity)[:8], 16) % {VAL_MODULUS} == 0"},
+        "corpus_version": CORPUS_VERSION,
+        "rules": rules.describe(),
+        "packages": dict(sorted((packages or {}).items())),
+        "counts": {"sources": len(rows), "kept": len(files), "dropped": len(rows) - len(files),
+                   **{sp: sum(f["split"] == sp for f in files) for sp in ("train", "val")}},
+        "bytes": total,
         "files": files,
-        "counts": {sp: sum(1 for f in files if f["split"] == sp) for sp in ("train", "val")},
-        "bytes": sum(f["bytes"] for f in files),
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-    log(f"kept {len(files)} photos ({manifest['counts']}), {manifest['bytes'] / 2**20:.1f} MiB, "
-        f"manifest {corpus_manifest_hash(out)[:12]}")
+    text = json.dumps(manifest, indent=1, sort_keys=True) + "\n"
+    (out / "manifest.json").write_text(text)
+    (out / "manifest.sha256").write_text(hashlib.sha256(text.encode()).hexdigest() + "  manifest.json\n")
+    log(f"kept {len(files)} of {len(rows)} files (train {manifest['counts']['train']}, "
+        f"val {manifest['counts']['val']}), {total / 2 ** 20:.2f} MiB, "
+        f"manifest {corpus_manifest_hash(out)}, {time.time() - t0:.0f} s")
+    if total > rules.max_total_mib * 2 ** 20:
+        log(f"WARNING: the pack is {total / 2 ** 20:.1f} MiB, over the {rules.max_total_mib} MiB budget")
     return manifest
 
 
-def build_from_images(paths: Iterable[Path], out: Path, package: str = "local", log: Log = print) -> dict:
-    """The pipeline from a list of image files (used by the tests)."""
-    paths = sorted(Path(p) for p in paths)
-    sources = [Source(p, package, identity_of(package, p.name)) for p in paths]
-    return build_from_sources(sources, Path(out), log)
+def build_from_images(paths: Iterable[Path], out_dir: Path, *, root: Path | None = None,
+                      package: str = "local", rules: Rules = Rules(), log: Log = print) -> dict:
+    """The pipeline from a list of image files; paths are recorded relative to ``root``
+    (default: their common folder), so the manifest does not depend on where they lie."""
+    paths = sorted(Path(p).resolve() for p in paths)
+    if root is None:
+        root = Path(os.path.commonpath([p.parent for p in paths])) if paths else Path(".")
+    root = Path(root).resolve()
+    sources = [Source(p, package, p.relative_to(root).as_posix()) for p in paths]
+    return build_from_sources(sources, Path(out_dir), rules, log)
 
 
-def build_corpus(out: Path, cache: Path, packages: Iterable[str] = PACKAGES, log: Log = print) -> dict:
-    roots = fetch_packages(Path(cache), packages, log)
-    return build_from_sources(find_sources(roots), Path(out), log)
+def build_corpus(out_dir: Path = Path("data/corpus"), cache_dir: Path = Path("data/cache"),
+                 packages: Iterable[str] = PACKAGES, rules: Rules = Rules(), log: Log = print) -> dict:
+    """Fetch the packages into ``cache_dir`` and build the corpus into ``out_dir``."""
+    roots = fetch_packages(Path(cache_dir), packages, log)
+    if not roots:
+        raise RuntimeError("no package could be fetched: is this a Debian/Ubuntu system with apt?")
+    log("packages: " + ", ".join(f"{p} ({deb})" for p, _, deb in roots))
+    sources = find_sources((p, r) for p, r, _ in roots)
+    return build_from_sources(sources, Path(out_dir), rules, log, packages={p: d for p, _, d in roots},
+                              picture_folders=True)
+
+
+# --- reading ------------------------------------------------------------------------------------
+def read_manifest(corpus: Path) -> dict:
+    return json.loads((Path(corpus) / "manifest.json").read_text())
 
 
 def corpus_manifest_hash(corpus: Path) -> str:
+    """sha256 of ``manifest.json`` (which holds the sha256 of every image): names the corpus."""
     return hashlib.sha256((Path(corpus) / "manifest.json").read_bytes()).hexdigest()
 
 
-def load_corpus(corpus: Path, split: str) -> list[np.ndarray]:
-    """Images of one split as HxWx3 uint8 arrays, in manifest order."""
-    manifest = json.loads((Path(corpus) / "manifest.json").read_text())
+def load_corpus(corpus: Path, split: str, verify: bool = False) -> list[np.ndarray]:
+    """Images of one split (``train`` or ``val``) as HxWx3 uint8 arrays, in manifest order.
+    ``verify``: check each file's sha256 against the manifest."""
+    if split not in ("train", "val"):
+        raise ValueError(f"split must be 'train' or 'val', not {split!r}")
     out = []
-    for f in manifest["files"]:
-        if f["split"] == split:
-            with Image.open(Path(corpus) / f["file"]) as im:
-                out.append(np.asarray(im.convert("RGB")))
+    for f in read_manifest(corpus)["files"]:
+        if f["split"] != split:
+            continue
+        data = (Path(corpus) / f["file"]).read_bytes()
+        if verify and hashlib.sha256(data).hexdigest() != f["sha256"]:
+            raise ValueError(f"{f['file']}: sha256 does not match the manifest")
+        with Image.open(io.BytesIO(data)) as im:
+            out.append(np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8)))
     return out
+
+
+def verify_corpus(corpus: Path) -> list[str]:
+    """Problems found (an empty list when every file matches the manifest)."""
+    problems = []
+    for f in read_manifest(corpus)["files"]:
+        p = Path(corpus) / f["file"]
+        if not p.exists():
+            problems.append(f"{f['file']}: missing")
+        elif hashlib.sha256(p.read_bytes()).hexdigest() != f["sha256"]:
+            problems.append(f"{f['file']}: sha256 differs")
+    return problems
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="shvc train corpus", description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", default="data/corpus")
-    p.add_argument("--cache", default="data/cache")
-    p.add_argument("--packages", nargs="*", default=PACKAGES)
+    p.add_argument("--out", default="data/corpus", help="corpus folder (default data/corpus)")
+    p.add_argument("--cache", default="data/cache", help="downloaded and unpacked .debs (default data/cache)")
+    p.add_argument("--packages", nargs="*", default=list(PACKAGES), help="Debian packages ('prefix*' allowed)")
+    p.add_argument("--max-short-side", type=int, default=Rules.max_short_side)
+    p.add_argument("--max-long-side", type=int, default=Rules.max_long_side)
+    p.add_argument("--verify", action="store_true", help="only check OUT against its manifest")
     args = p.parse_args(argv)
-    build_corpus(Path(args.out), Path(args.cache), args.packages)
+    if args.verify:
+        problems = verify_corpus(Path(args.out))
+        for line in problems:
+            print(line)
+        print(f"{'FAILED' if problems else 'ok'}: manifest {corpus_manifest_hash(Path(args.out))}")
+        return 1 if problems else 0
+    rules = Rules(max_short_side=args.max_short_side, max_long_side=args.max_long_side)
+    build_corpus(Path(args.out), Path(args.cache), args.packages, rules)
     return 0
 
 
