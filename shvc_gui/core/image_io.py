@@ -205,6 +205,9 @@ def atomic_write(path: Path, data: bytes, force: bool = False) -> None:
     except OSError as exc:
         raise ShvcError(f"Cannot write to {path.parent} ({exc.strerror or exc}).") from None
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)                # as a plain open() would have made it
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

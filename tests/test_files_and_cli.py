@@ -1,0 +1,194 @@
+"""The .shvc container, any image size and mode, metadata, bad input, the golden file and the CLI."""
+
+import io
+import json
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from shvc_gui import cli
+from shvc_gui.core import codec, container, image_io, tiling
+from shvc_gui.core.errors import FormatError, IntegrityError, ShvcError, WeightsError
+from shvc_gui.core.model.testing import synthetic_photo
+
+DATA = __import__("pathlib").Path(__file__).parent / "data"
+
+
+def _rgb(h, w, seed=0):
+    return synthetic_photo(h, w, seed=seed)
+
+
+def _round_trip(pil, model, **meta):
+    img = image_io.LoadedImage(pil, **meta)
+    data, res = codec.compress_image(img, model=model)
+    back, header = codec.decompress_bytes(data, model=model)
+    return img, back, res, header
+
+
+@pytest.mark.parametrize("h,w", [(1, 1), (1, 300), (63, 65), (200, 137), (257, 513)])
+def test_odd_sizes_round_trip(h, w, trained_model):
+    pil = Image.fromarray(_rgb(h, w, seed=h))
+    _, back, res, header = _round_trip(pil, trained_model)
+    assert np.array_equal(np.asarray(back.pil), np.asarray(pil))
+    assert res.bits_map.shape == (h, w) and header.n_patches == np.prod(tiling.grid_of(h, w))
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "LA", "P", "I;16", "1", "CMYK"])
+def test_every_mode_round_trips(mode, trained_model):
+    base = Image.fromarray(_rgb(40, 45, seed=3))
+    if mode == "RGBA":
+        pil = Image.fromarray(np.dstack([np.asarray(base), np.arange(40 * 45, dtype=np.uint8).reshape(40, 45)]))
+    elif mode == "I;16":
+        pil = Image.fromarray((np.asarray(base.convert("L")).astype(np.uint16) * 257))
+        assert pil.mode == "I;16"
+    else:
+        pil = base.convert(mode)
+    _, back, res, _ = _round_trip(pil, trained_model)
+    assert back.pil.mode == pil.mode
+    assert np.array_equal(np.asarray(back.pil), np.asarray(pil))
+    assert res.method == {"RGB": image_io.METHOD_MODEL, "RGBA": image_io.METHOD_MODEL_ALPHA}.get(mode, image_io.METHOD_FALLBACK)
+
+
+def test_16bit_rgb_png_keeps_all_bits(tmp_path, trained_model):
+    import imagecodecs
+    arr = (np.random.default_rng(0).integers(0, 65536, (20, 30, 3))).astype(np.uint16)
+    (tmp_path / "deep.png").write_bytes(imagecodecs.png_encode(arr))
+    r = codec.compress_file(tmp_path / "deep.png", tmp_path / "deep.shvc", model=trained_model)
+    assert r.method == image_io.METHOD_FALLBACK
+    codec.decompress_file(tmp_path / "deep.shvc", tmp_path / "out.png", model=trained_model)
+    assert np.array_equal(imagecodecs.png_decode((tmp_path / "out.png").read_bytes()), arr)
+
+
+def test_metadata_kept_byte_for_byte(tmp_path, trained_model):
+    src = tmp_path / "meta.png"
+    exif = Image.Exif()
+    exif[0x010F] = "shvc camera"
+    info = __import__("PIL.PngImagePlugin", fromlist=["PngInfo"]).PngInfo()
+    info.add_itxt("Comment", "kept")
+    Image.fromarray(_rgb(30, 40)).save(src, icc_profile=b"icc-bytes-\x00\x01", exif=exif.tobytes(), pnginfo=info)
+    codec.compress_file(src, tmp_path / "meta.shvc", model=trained_model)
+    codec.decompress_file(tmp_path / "meta.shvc", tmp_path / "back.png", model=trained_model)
+    a, b = image_io.load_image(src), image_io.load_image(tmp_path / "back.png")
+    assert b.icc == a.icc == b"icc-bytes-\x00\x01"
+    assert b.exif == a.exif and b.text.get("Comment") == "kept"
+
+
+def test_golden_file_still_decodes(trained_model):
+    img, header = codec.decompress_bytes((DATA / "golden.shvc").read_bytes(), model=trained_model)
+    orig = image_io.load_image(DATA / "golden.png")
+    assert np.array_equal(np.asarray(img.pil), np.asarray(orig.pil))
+    assert img.icc == orig.icc and img.text == orig.text and header.variant == "arib"
+
+
+def _golden():
+    return (DATA / "golden.shvc").read_bytes()
+
+
+@pytest.mark.parametrize("damage,message", [
+    (lambda d: d[:3], "not a .shvc file"),
+    (lambda d: b"GIF89a" + d[6:], "not a .shvc file"),
+    (lambda d: d[:10], "truncated"),
+    (lambda d: d[:len(d) // 2], "truncated"),
+    (lambda d: d[:-1], "truncated"),
+    (lambda d: d + b"x", "corrupt"),
+    (lambda d: d[:20] + bytes([d[20] ^ 0x40]) + d[21:], "corrupt"),
+    (lambda d: d[:-5] + bytes([d[-5] ^ 1]) + d[-4:], "corrupt"),
+    (lambda d: d[:4] + b"\x09\x00" + d[6:], "newer"),
+])
+def test_bad_files_give_one_sentence(damage, message, trained_model):
+    with pytest.raises(FormatError, match=message):
+        codec.decompress_bytes(damage(_golden()), model=trained_model)
+
+
+def test_missing_weights_and_huge_header():
+    with pytest.raises(WeightsError, match="not installed"):
+        codec.decompress_bytes(_golden(), model=None)
+    h = container.Header(1 << 20, 1 << 20, "RGB", "model")
+    with pytest.raises(FormatError, match="beyond"):
+        container.read_header(container.write_container(h, []))
+
+
+def test_pixel_crc_mismatch_writes_nothing(tmp_path, trained_model):
+    header, streams = container.read_container(_golden())
+    header.pixel_crc ^= 1
+    bad = tmp_path / "bad.shvc"
+    bad.write_bytes(container.write_container(header, streams))
+    with pytest.raises(IntegrityError):
+        codec.decompress_file(bad, tmp_path / "out.png", model=trained_model)
+    assert not (tmp_path / "out.png").exists()
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(h=st.integers(1, 70), w=st.integers(1, 70), mode=st.sampled_from(["RGB", "RGBA", "L", "LA", "P"]),
+       seed=st.integers(0, 1000))
+def test_random_small_images_round_trip(h, w, mode, seed, trained_model):
+    arr = np.random.default_rng(seed).integers(0, 256, (h, w, 4), dtype=np.uint8)
+    pil = Image.fromarray(arr, "RGBA").convert(mode) if mode != "RGBA" else Image.fromarray(arr, "RGBA")
+    _, back, _, _ = _round_trip(pil, trained_model)
+    assert np.array_equal(np.asarray(back.pil), np.asarray(pil))
+
+
+# --- CLI -------------------------------------------------------------------------------------------
+@pytest.fixture
+def workdir(tmp_path):
+    Image.fromarray(_rgb(50, 70, seed=1)).save(tmp_path / "a.png")
+    (tmp_path / "sub").mkdir()
+    Image.fromarray(_rgb(20, 30, seed=2)).save(tmp_path / "sub" / "b.jpg", quality=95)
+    return tmp_path
+
+
+def W():
+    return ["--weights", str(DATA / "trained-tiny.pt")]
+
+
+def test_cli_compress_decompress_no_overwrite(workdir, capsys):
+    assert cli.main(["compress", str(workdir)] + W()) == 0
+    assert (workdir / "a.shvc").exists() and (workdir / "sub" / "b.shvc").exists()
+    before = (workdir / "a.shvc").read_bytes()
+    assert cli.main(["compress", str(workdir / "a.png")] + W()) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert (workdir / "a.shvc").read_bytes() == before
+    assert cli.main(["compress", str(workdir / "a.png"), "--force"] + W()) == 0
+    assert cli.main(["decompress", str(workdir / "a.shvc"), "-o", str(workdir / "a2.png")] + W()) == 0
+    assert np.array_equal(np.asarray(Image.open(workdir / "a2.png")), np.asarray(Image.open(workdir / "a.png")))
+    assert not list(workdir.glob(".*part"))
+
+
+def test_cli_bad_inputs_exit_codes(workdir, capsys):
+    (workdir / "x.shvc").write_bytes(b"definitely not")
+    (workdir / "t.shvc").write_bytes(_golden()[:40])
+    assert cli.main(["decompress", str(workdir / "x.shvc"), str(workdir / "t.shvc")] + W()) == 1
+    err = capsys.readouterr().err
+    assert "not a .shvc file" in err and "truncated" in err and "Traceback" not in err
+    assert cli.main(["info", str(workdir / "x.shvc")]) == 1
+    assert cli.main(["frobnicate"]) == 2
+    (workdir / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
+    assert cli.main(["compress", str(workdir / "broken.png")] + W()) == 1
+    assert "Traceback" not in capsys.readouterr().err
+    ro = workdir / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        code = cli.main(["compress", str(workdir / "a.png"), "--out-dir", str(ro)] + W())
+        assert code == 1 or __import__("os").geteuid() == 0
+    finally:
+        ro.chmod(0o700)
+
+
+def test_cli_info_json_and_bench_json(workdir, capsys):
+    assert cli.main(["compress", str(workdir / "a.png")] + W()) == 0
+    capsys.readouterr()
+    assert cli.main(["info", "--json", str(workdir / "a.shvc")]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["width"] == 70 and info["height"] == 50 and info["variant"] == "arib" and info["bytes"] > 0
+    out = workdir / "bench.json"
+    assert cli.main(["bench", str(workdir / "a.png"), "--codecs", "shvc,png,webp,jxl,flif", "--json", str(out),
+                     "--quiet"] + W()) == 0
+    rep = json.loads(out.read_text())
+    assert set(rep) == {"images", "total"} and rep["images"][0]["dims"] == [50, 70, 3]
+    assert set(rep["images"][0]["bpd"]) == {"shvc", "png", "webp", "jxl", "flif"}
+    assert rep["total"]["bpd"]["png"] > 0 and "encode" in rep["images"][0]["seconds"]["shvc"]
