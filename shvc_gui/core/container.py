@@ -1,65 +1,126 @@
-"""The .shvc byte format (see docs/FORMAT.md). Little-endian, fixed-width fields, every length
-checked against the bytes that are really there before it is used."""
+"""The .shvc byte format (specified field by field in docs/FORMAT.md).
+
+Little-endian fixed-width fields packed with :mod:`struct`. A reader never trusts a length: every
+length is checked against a cap and against the bytes that are really there before it is used, and
+both the header and each payload stream carry a CRC-32 so that damage is reported as a
+:class:`FormatError` before any decoding starts.
+
+Layout::
+
+    preamble  "SHVC" | u16 version | u16 flags (0) | u32 header_length
+    header    header_length bytes (the fields of :class:`Header`)
+              u32 CRC-32 of the header bytes
+    streams   u32 count | count x (u64 length, u32 CRC-32) | the stream bytes, back to back
+
+This module has no dependency on numpy, Pillow or torch so that ``shvc info`` stays cheap.
+"""
 
 from __future__ import annotations
 
+import json
+import math
+import os
 import struct
 import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from .errors import FormatError
+from .errors import FormatError, ShvcError
 
 MAGIC = b"SHVC"
 VERSION = 1
-MAX_SIDE = 1 << 20                 # a header may not claim more than this per side ...
-MAX_PIXELS = 1 << 31               # ... or more pixels than this in all
-MAX_STRING = 255
-MAX_META = 64 << 20                # one metadata block
+PREAMBLE = struct.Struct("<4sHHI")         # magic, version, flags, header length (12 bytes)
+CRC = struct.Struct("<I")
+STREAM_ENTRY = struct.Struct("<QI")        # length, CRC-32
+FIXED = struct.Struct("<HIIQQdIB")         # patch .. bit_depth (see _encode_header)
+
+# Caps that keep a damaged or hostile header from causing huge allocations.
+MAX_SIDE = 1 << 20                 # width and height each at most 1,048,576 ...
+MAX_SUBPIXELS = 1 << 31            # ... and width x height x channels at most 2^31
+MAX_STRING = 255                   # short text fields: one length byte
+MAX_META = 64 << 20                # one metadata block (ICC profile, EXIF, one text chunk, info)
 MAX_STREAMS = 16
-PREAMBLE = struct.Struct("<4sHHI")  # magic, version, flags, header length
-META_KINDS = {1: "icc", 2: "exif", 3: "text"}
+MAX_PATCH = 4096
+
+# How the pixels are coded (Header.method).
+METHOD_MODEL = "model"             # 8-bit RGB through the learned model; no fallback stream
+METHOD_MIXED = "mixed"             # RGB planes through the model, the alpha plane in the fallback stream
+METHOD_FALLBACK = "fallback"       # the whole image in the fallback stream (embedded lossless codec)
+METHODS = (METHOD_MODEL, METHOD_MIXED, METHOD_FALLBACK)
+MODEL_METHODS = (METHOD_MODEL, METHOD_MIXED)
+
+# Pixel formats a file may declare, with their channel count (Pillow names, plus ";16" names for
+# 16-bit colour, which Pillow cannot hold).
+MODE_CHANNELS = {
+    "1": 1, "L": 1, "P": 1, "I": 1, "F": 1, "I;16": 1, "I;16B": 1, "I;16L": 1, "I;16N": 1,
+    "LA": 2, "La": 2, "PA": 2, "LA;16": 2,
+    "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3, "RGB;16": 3,
+    "RGBA": 4, "RGBa": 4, "RGBX": 4, "CMYK": 4, "RGBA;16": 4,
+}
+
+# Metadata block kinds.
+META_ICC, META_EXIF, META_TEXT, META_INFO = 1, 2, 3, 4
+INFO_KEYS = ("dpi", "gamma", "srgb", "transparency")
 
 
 @dataclass
 class Header:
     width: int
     height: int
-    mode: str                       # Pillow mode of the original ("RGB", "RGBA", "L", "P", "RGB;16", ...)
-    method: str                     # image_io.METHOD_*
+    mode: str                       # pixel format of the original ("RGB", "RGBA", "L", "P", "RGB;16", ...)
+    method: str                     # METHOD_MODEL / METHOD_MIXED / METHOD_FALLBACK
     model_id: str = ""              # empty when no model was used
-    weights_sha256: str = ""        # hex, 64 characters, or empty
-    variant: str = ""
-    patch: int = 0
-    group_size: int = 0
+    weights_sha256: str = ""        # hex, 64 characters, or empty (stored as 32 raw bytes)
+    variant: str = ""               # "shvc", "arib", "det" or empty
+    patch: int = 0                  # patch side (0 without the model)
+    group_size: int = 0             # patches coded together (part of the bit stream layout)
     n_patches: int = 0
-    total_bits: int = 0             # of the ANS payload
-    initial_bits: int = 0
-    neg_elbo_bits: float = 0.0
-    pixel_crc: int = 0
-    source_format: str = ""
-    bit_depth: int = 8
+    total_bits: int = 0             # size of the model payload in bits
+    initial_bits: int = 0           # bits-back overhead paid in the file
+    neg_elbo_bits: float = 0.0      # the model's ideal code length (report only)
+    pixel_crc: int = 0              # image_io.pixel_checksum of the original
+    source_format: str = ""         # "PNG", "JPEG", ... (report only)
+    bit_depth: int = 8              # bits per sample of the original (report only)
     icc: bytes | None = None
     exif: bytes | None = None
-    text: dict[str, str] = field(default_factory=dict)
+    text: dict[str, str] = field(default_factory=dict)     # PNG text chunks
+    info: dict = field(default_factory=dict)               # dpi, gamma, srgb, transparency
+    version: int = VERSION          # the format version the file was read with
+
+    @property
+    def channels(self) -> int:
+        return MODE_CHANNELS.get(self.mode, 3)
+
+    @property
+    def uses_model(self) -> bool:
+        return self.method in MODEL_METHODS
 
     @property
     def bpd(self) -> float:
+        """Model payload bits per coded RGB sub-pixel (0 when no model was used)."""
         return self.total_bits / max(1, 3 * self.width * self.height)
 
 
+# --- low-level reading ---------------------------------------------------------------------------
 class _Reader:
-    def __init__(self, data: bytes, what: str):
-        self.data, self.pos, self.what = data, 0, what
+    def __init__(self, data, what: str, pos: int = 0, end: int | None = None):
+        self.data, self.pos, self.what = data, pos, what
+        self.end = len(data) if end is None else end
+
+    @property
+    def left(self) -> int:
+        return self.end - self.pos
 
     def take(self, n: int) -> bytes:
-        if n < 0 or self.pos + n > len(self.data):
+        if n < 0 or n > self.left:
             raise FormatError(f"The file is truncated (its {self.what} ends early).")
-        out = self.data[self.pos:self.pos + n]
+        out = bytes(self.data[self.pos:self.pos + n])
         self.pos += n
         return out
 
-    def unpack(self, fmt: str):
-        s = struct.Struct("<" + fmt)
+    def unpack(self, s: struct.Struct | str):
+        if isinstance(s, str):
+            s = struct.Struct("<" + s)
         return s.unpack(self.take(s.size))
 
     def string(self) -> str:
@@ -67,117 +128,209 @@ class _Reader:
         try:
             return self.take(n).decode("utf-8")
         except UnicodeDecodeError:
-            raise FormatError("The file is corrupt (a text field is not UTF-8).") from None
+            raise FormatError("The file is corrupt (a text field is not valid UTF-8).") from None
 
 
-def _string(s: str) -> bytes:
+def _string(s: str, what: str) -> bytes:
     b = s.encode("utf-8")
     if len(b) > MAX_STRING:
-        raise ValueError(f"string too long for the container: {s[:40]!r}")
+        raise ValueError(f"{what} is longer than {MAX_STRING} bytes: {s[:40]!r}")
     return struct.pack("<B", len(b)) + b
 
 
-def _encode_header(h: Header) -> bytes:
-    sha = bytes.fromhex(h.weights_sha256) if h.weights_sha256 else b""
-    if sha and len(sha) != 32:
-        raise ValueError("weights_sha256 must be 32 bytes")
-    out = [struct.pack("<II", h.width, h.height), _string(h.mode), _string(h.method), _string(h.model_id),
-           struct.pack("<B", len(sha)), sha, _string(h.variant),
-           struct.pack("<HIIQQdIB", h.patch, h.group_size, h.n_patches, h.total_bits, h.initial_bits,
-                       h.neg_elbo_bits, h.pixel_crc, h.bit_depth), _string(h.source_format)]
+# --- info block (a few small Pillow info values) as JSON -------------------------------------------
+def _info_to_json(info: dict) -> bytes:
+    def conv(v):
+        if isinstance(v, (bytes, bytearray)):
+            return {"bytes": bytes(v).hex()}
+        if isinstance(v, (tuple, list)):
+            return [conv(x) for x in v]
+        if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+            raise ValueError(f"unsupported info value {v!r}")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError("info values must be finite")
+        return v
+    return json.dumps({k: conv(info[k]) for k in INFO_KEYS if k in info}, sort_keys=True,
+                      separators=(",", ":")).encode("utf-8")
+
+
+def _info_from_json(blob: bytes) -> dict:
+    def conv(v):
+        if isinstance(v, dict):
+            if set(v) != {"bytes"} or not isinstance(v["bytes"], str):
+                raise ValueError
+            return bytes.fromhex(v["bytes"])
+        if isinstance(v, list):
+            return tuple(conv(x) for x in v)
+        if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+            raise ValueError
+        return v
+    try:
+        raw = json.loads(blob.decode("utf-8"))
+        if not isinstance(raw, dict):
+            raise ValueError
+        return {k: conv(v) for k, v in raw.items() if k in INFO_KEYS}
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise FormatError("The file is corrupt (its image information block cannot be read).") from None
+
+
+# --- header ---------------------------------------------------------------------------------------
+def _check_dims(width: int, height: int, mode: str) -> None:
+    channels = MODE_CHANNELS.get(mode, 4)
+    if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE) or width * height * channels > MAX_SUBPIXELS:
+        raise FormatError(f"The file claims an image of {width}x{height} pixels, beyond what shvc accepts "
+                          f"(at most {MAX_SIDE} pixels a side and {MAX_SUBPIXELS:,} samples).")
+
+
+def _meta_blocks(h: Header) -> list[tuple[int, bytes]]:
     meta = []
     if h.icc:
-        meta.append((1, h.icc))
+        meta.append((META_ICC, bytes(h.icc)))
     if h.exif:
-        meta.append((2, h.exif))
+        meta.append((META_EXIF, bytes(h.exif)))
     for k, v in h.text.items():
-        meta.append((3, k.encode("utf-8") + b"\0" + v.encode("utf-8")))
+        if not k or "\0" in k:
+            raise ValueError(f"invalid text key {k!r}")
+        meta.append((META_TEXT, k.encode("utf-8") + b"\0" + v.encode("utf-8")))
+    if h.info:
+        blob = _info_to_json(h.info)
+        if blob != b"{}":
+            meta.append((META_INFO, blob))
+    for kind, blob in meta:
+        if len(blob) > MAX_META:
+            what = {META_ICC: "ICC profile", META_EXIF: "EXIF block", META_TEXT: "text chunk"}.get(kind, "metadata")
+            raise FormatError(f"The image's {what} is larger than {MAX_META >> 20} MiB and cannot be stored "
+                              "in a .shvc file.")
+    if len(meta) > 0xFFFF:
+        raise FormatError("The image has more than 65535 metadata entries and cannot be stored in a .shvc file.")
+    return meta
+
+
+def _encode_header(h: Header) -> bytes:
+    if h.method not in METHODS:
+        raise ValueError(f"unknown coding method {h.method!r}")
+    if h.mode not in MODE_CHANNELS:
+        raise ValueError(f"unknown pixel format {h.mode!r}")
+    _check_dims(h.width, h.height, h.mode)
+    sha = bytes.fromhex(h.weights_sha256) if h.weights_sha256 else b""
+    if sha and len(sha) != 32:
+        raise ValueError("weights_sha256 must be 32 bytes (64 hex digits)")
+    out = [struct.pack("<II", h.width, h.height), _string(h.mode, "mode"), _string(h.method, "method"),
+           _string(h.model_id, "model id"), struct.pack("<B", len(sha)), sha, _string(h.variant, "variant"),
+           FIXED.pack(h.patch, h.group_size, h.n_patches, h.total_bits, h.initial_bits, float(h.neg_elbo_bits),
+                      h.pixel_crc & 0xFFFFFFFF, h.bit_depth),
+           _string(h.source_format, "source format")]
+    meta = _meta_blocks(h)
     out.append(struct.pack("<H", len(meta)))
     for kind, blob in meta:
         out.append(struct.pack("<BI", kind, len(blob)) + blob)
     return b"".join(out)
 
 
-def _decode_header(data: bytes) -> Header:
-    r = _Reader(data, "header")
+def _decode_header(data, start: int, end: int, version: int) -> Header:
+    r = _Reader(data, "header", start, end)
     width, height = r.unpack("II")
-    if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE) or width * height > MAX_PIXELS:
-        raise FormatError(f"The file claims an image of {width}x{height} pixels, beyond what shvc accepts.")
     mode, method, model_id = r.string(), r.string(), r.string()
+    if mode not in MODE_CHANNELS or method not in METHODS:
+        raise FormatError("The file is corrupt (unknown pixel format or coding method).")
+    _check_dims(width, height, mode)
     (n_sha,) = r.unpack("B")
     if n_sha not in (0, 32):
         raise FormatError("The file is corrupt (bad weights checksum length).")
     sha = r.take(n_sha).hex()
     variant = r.string()
-    patch, group, n_patches, total_bits, initial_bits, elbo, crc, depth = r.unpack("HIIQQdIB")
+    patch, group, n_patches, total_bits, initial_bits, elbo, crc, depth = r.unpack(FIXED)
+    if patch > MAX_PATCH:
+        raise FormatError("The file is corrupt (impossible patch size).")
     source_format = r.string()
     h = Header(width, height, mode, method, model_id, sha, variant, patch, group, n_patches, total_bits,
-               initial_bits, elbo, crc, source_format, depth)
+               initial_bits, elbo, crc, source_format, depth, version=version)
     (n_meta,) = r.unpack("H")
     for _ in range(n_meta):
         kind, length = r.unpack("BI")
         if length > MAX_META:
             raise FormatError("The file is corrupt (a metadata block is impossibly large).")
         blob = r.take(length)
-        if kind == 1:
+        if kind == META_ICC:
             h.icc = blob
-        elif kind == 2:
+        elif kind == META_EXIF:
             h.exif = blob
-        elif kind == 3:
-            key, _, value = blob.partition(b"\0")
-            h.text[key.decode("utf-8", "replace")] = value.decode("utf-8", "replace")
-    if r.pos != len(data):
+        elif kind == META_TEXT:
+            key, sep, value = blob.partition(b"\0")
+            try:
+                if not sep or not key:
+                    raise UnicodeDecodeError("utf-8", b"", 0, 1, "no key")
+                h.text[key.decode("utf-8")] = value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise FormatError("The file is corrupt (a text chunk cannot be read).") from None
+        elif kind == META_INFO:
+            h.info = _info_from_json(blob)
+        # other kinds: optional metadata from a later writer; skipped
+    if r.left:
         raise FormatError("The file is corrupt (unexpected bytes after the header).")
     return h
 
 
+# --- whole container --------------------------------------------------------------------------------
 def write_container(header: Header, streams: list[bytes]) -> bytes:
+    """Serialize ``header`` and the payload ``streams`` (bytes each; may be empty) into .shvc bytes."""
+    if len(streams) > MAX_STREAMS:
+        raise ValueError(f"at most {MAX_STREAMS} streams")
     hb = _encode_header(header)
-    out = [PREAMBLE.pack(MAGIC, VERSION, 0, len(hb)), hb, struct.pack("<I", zlib.crc32(hb)),
-           struct.pack("<I", len(streams))]
-    out += [struct.pack("<QI", len(s), zlib.crc32(s)) for s in streams]
-    out += streams
+    out = [PREAMBLE.pack(MAGIC, VERSION, 0, len(hb)), hb, CRC.pack(zlib.crc32(hb)), struct.pack("<I", len(streams))]
+    out += [STREAM_ENTRY.pack(len(s), zlib.crc32(s)) for s in streams]
+    out += [bytes(s) for s in streams]
     return b"".join(out)
 
 
-def _preamble(data: bytes) -> tuple[int, int]:
-    if len(data) < 4 or data[:4] != MAGIC:
+def _preamble(data, whole: bool = True) -> int:
+    """Check magic, version and flags; return the header length. ``whole``: ``data`` must hold the
+    header and its CRC too."""
+    if len(data) < len(MAGIC) or bytes(data[:4]) != MAGIC:
         raise FormatError("This is not a .shvc file.")
     if len(data) < PREAMBLE.size:
         raise FormatError("The file is truncated (it ends inside its first bytes).")
-    _, version, _, hlen = PREAMBLE.unpack_from(data)
+    _, version, flags, hlen = PREAMBLE.unpack_from(data)
     if version > VERSION:
         raise FormatError(f"The file was made by a newer shvc (format version {version}; this one reads "
                           f"up to {VERSION}). Please update shvc-gui.")
-    if version < 1:
-        raise FormatError("The file is corrupt (format version 0).")
-    if PREAMBLE.size + hlen + 4 > len(data):
+    if version < 1 or flags != 0:
+        raise FormatError("The file is corrupt (bad version or flags field).")
+    if whole and PREAMBLE.size + hlen + CRC.size > len(data):
         raise FormatError("The file is truncated (its header ends early).")
-    return version, hlen
+    return hlen
+
+
+def _checked_header(data) -> tuple[Header, int]:
+    hlen = _preamble(data)
+    start, end = PREAMBLE.size, PREAMBLE.size + hlen
+    (crc,) = CRC.unpack_from(data, end)
+    if zlib.crc32(memoryview(data)[start:end]) != crc:
+        raise FormatError("The file is corrupt (header checksum mismatch).")
+    return _decode_header(data, start, end, VERSION), end + CRC.size
 
 
 def read_header(data: bytes) -> Header:
-    """Parse and check the header only (cheap; no payload is touched beyond its bounds)."""
-    _, hlen = _preamble(data)
-    hb = data[PREAMBLE.size:PREAMBLE.size + hlen]
-    (crc,) = struct.unpack_from("<I", data, PREAMBLE.size + hlen)
-    if zlib.crc32(hb) != crc:
-        raise FormatError("The file is corrupt (header checksum mismatch).")
-    return _decode_header(hb)
+    """Parse and check the header only (cheap: the payload streams are not read).
+
+    ``data`` may be the whole file or just its first bytes (at least the header)."""
+    return _checked_header(data)[0]
 
 
 def read_container(data: bytes) -> tuple[Header, list[bytes]]:
-    header = read_header(data)
-    _, hlen = _preamble(data)
-    r = _Reader(data, "stream table")
-    r.pos = PREAMBLE.size + hlen + 4
+    """Parse a whole .shvc file: the header and every payload stream, all CRCs checked."""
+    header, pos = _checked_header(data)
+    r = _Reader(data, "stream table", pos)
     (n,) = r.unpack("I")
     if n > MAX_STREAMS:
         raise FormatError("The file is corrupt (too many streams).")
-    table = [r.unpack("QI") for _ in range(n)]
-    if sum(length for length, _ in table) != len(data) - r.pos:
-        if sum(length for length, _ in table) > len(data) - r.pos:
-            raise FormatError("The file is truncated (its compressed data ends early).")
+    if n * STREAM_ENTRY.size > r.left:
+        raise FormatError("The file is truncated (its stream table ends early).")
+    table = [r.unpack(STREAM_ENTRY) for _ in range(n)]
+    total = sum(length for length, _ in table)
+    if total > r.left:
+        raise FormatError("The file is truncated (its compressed data ends early).")
+    if total < r.left:
         raise FormatError("The file is corrupt (unexpected bytes after the compressed data).")
     streams = []
     for length, crc in table:
@@ -186,3 +339,19 @@ def read_container(data: bytes) -> tuple[Header, list[bytes]]:
             raise FormatError("The file is corrupt (compressed data checksum mismatch).")
         streams.append(s)
     return header, streams
+
+
+def read_header_file(path) -> Header:
+    """Read just enough of the file at ``path`` to parse its header (for listings and ``shvc info``)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(PREAMBLE.size)
+            hlen = _preamble(head, whole=False)
+            size = os.fstat(f.fileno()).st_size
+            if PREAMBLE.size + hlen + CRC.size > size:
+                raise FormatError("The file is truncated (its header ends early).")
+            data = head + f.read(hlen + CRC.size)
+    except OSError as exc:
+        raise ShvcError(f"{path.name} cannot be read ({exc.strerror or exc}).") from None
+    return read_header(data)

@@ -1,16 +1,33 @@
-"""Reading and writing pixels with their metadata; how each pixel format is coded.
+"""Reading and writing pixels with their metadata, and how each pixel format is coded.
 
-8-bit RGB goes through the learned model. Everything else is split so that nothing is refused:
-RGBA codes its RGB planes with the model and its alpha plane in an embedded PNG; greyscale, palette,
-grey+alpha, 16-bit and other modes are embedded whole as a lossless PNG (or TIFF where PNG cannot hold
-the mode). ``info`` says which method a file used.
+Pixels live in :class:`LoadedImage` as a numpy array ``(H, W, C)`` (always three axes) in the
+sample type of the mode: ``bool`` for "1", ``uint8`` for the 8-bit modes, ``uint16`` for "I;16" and
+the 16-bit colour modes "LA;16", "RGB;16", "RGBA;16" (which Pillow cannot hold), ``int32`` for "I"
+and ``float32`` for "F". Palette images ("P", "PA") keep their indices as pixels and their palette
+as bytes.
+
+How each mode is coded (``split_for_coding`` / ``join_after_decoding``):
+
+* 8-bit **RGB** goes through the learned model (method ``model``).
+* **RGBA**: the RGB planes go through the model, the alpha plane into the fallback stream
+  (method ``mixed``).
+* Everything else is carried whole by the fallback stream (method ``fallback``): greyscale,
+  grey+alpha, palette, 16-bit and the exotic modes. Greyscale is deliberately *not* replicated to
+  three channels for the model: the model is trained on colour photographs, a replicated image
+  would make it code three times the samples, and JPEG-XL lossless does well on greyscale.
+
+The fallback stream (format in docs/FORMAT.md) holds the pixel array coded with the smallest of
+PNG and JPEG-XL lossless that decodes back to the identical array (checked at encode time), or
+zlib-compressed raw samples for sample types neither codec holds. Every mode round-trips exactly.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import struct
 import tempfile
+import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,112 +35,325 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
-from .errors import ImageError, ShvcError
+from .container import (INFO_KEYS, MAX_SUBPIXELS, METHOD_FALLBACK, METHOD_MIXED, METHOD_MODEL,
+                        MODE_CHANNELS)
+from .errors import FormatError, ImageError, ShvcError
 
-MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485       # Pillow's decompression-bomb limit
-Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-READ_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".jxl"}
+METHOD_MODEL_ALPHA = METHOD_MIXED          # older name of the "mixed" method
+
+PIL_READ_FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "BMP", "TIFF", "GIF")
+READ_SUFFIXES = {".png", ".jpg", ".jpeg", ".jpe", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".jxl"}
 WRITE_FORMATS = {"png": "PNG", "tiff": "TIFF", "tif": "TIFF", "webp": "WEBP", "bmp": "BMP"}
 
-METHOD_MODEL = "model"                 # 8-bit RGB through SHVC
-METHOD_MODEL_ALPHA = "model+png-alpha"  # RGB through SHVC, alpha plane as embedded PNG
-METHOD_FALLBACK = "embedded-lossless"  # whole image as embedded PNG/TIFF
+# Which modes each writer holds exactly (checked by tests/test_image_io.py).
+_I16 = {"I;16", "I;16B", "I;16L", "I;16N"}
+WRITE_MODES = {
+    "png": {"1", "L", "LA", "P", "RGB", "RGBA", "LA;16", "RGB;16", "RGBA;16"} | _I16,
+    "tiff": {"1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "LAB", "I", "F"} | _I16,
+    "webp": {"RGB", "RGBA"},
+    "bmp": {"1", "L", "P", "RGB"},
+}
+
+NON_PIL_MODES = {"LA;16", "RGB;16", "RGBA;16"}     # 16-bit colour: numpy only
+MODE_ALIASES = {"RGB16": "RGB;16", "RGBA16": "RGBA;16", "LA16": "LA;16"}
+_PIL_RAW = {"I;16": "<u2", "I;16L": "<u2", "I;16B": ">u2", "I;16N": "=u2", "I": "=i4", "F": "=f4"}
 
 
-@dataclass
+def sample_dtype(mode: str) -> np.dtype:
+    """numpy sample type of ``LoadedImage.pixels`` for ``mode``."""
+    if mode == "1":
+        return np.dtype(bool)
+    if mode == "I":
+        return np.dtype(np.int32)
+    if mode == "F":
+        return np.dtype(np.float32)
+    if mode in _I16 or mode in NON_PIL_MODES:
+        return np.dtype(np.uint16)
+    return np.dtype(np.uint8)
+
+
+def _infer_mode(arr: np.ndarray) -> str:
+    c = arr.shape[2]
+    if arr.dtype == bool and c == 1:
+        return "1"
+    if arr.dtype == np.uint8 and 1 <= c <= 4:
+        return ("L", "LA", "RGB", "RGBA")[c - 1]
+    if arr.dtype == np.uint16 and 1 <= c <= 4:
+        return ("I;16", "LA;16", "RGB;16", "RGBA;16")[c - 1]
+    if c == 1 and arr.dtype == np.int32:
+        return "I"
+    if c == 1 and arr.dtype == np.float32:
+        return "F"
+    raise ValueError(f"cannot infer a mode for pixels of shape {arr.shape} and type {arr.dtype}")
+
+
+@dataclass(eq=False)
 class LoadedImage:
-    """Pixels and what must come back with them. ``pil`` is the image as Pillow holds it."""
-    pil: Image.Image
+    """An image's pixels and what must come back with them.
+
+    ``pixels``: (H, W, C) array (see the module doc for the sample type of each mode); a 2-D array
+    is taken as one channel, a Pillow image is converted. ``mode`` is inferred from the array when
+    left out. ``palette``: raw palette bytes in ``palette_mode`` ("RGB" or "RGBA") for "P"/"PA".
+    ``text``: PNG text chunks. ``info``: a few Pillow info values kept on the way through
+    (``dpi``, ``gamma``, ``srgb``, ``transparency``)."""
+    pixels: np.ndarray
+    mode: str | None = None
+    palette: bytes | None = None
     icc: bytes | None = None
     exif: bytes | None = None
     text: dict[str, str] = field(default_factory=dict)
     source_format: str = ""
-    bit_depth: int = 8
+    palette_mode: str = "RGB"
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        # Transitional: the older positional form LoadedImage(pil, icc, exif, text, source_format, bit_depth).
+        if isinstance(self.icc, dict) or isinstance(self.text, int):
+            self.icc, self.exif, self.text, self.source_format = self.mode, self.palette, self.icc, self.exif or ""
+            self.mode, self.palette = None, None
+        src = self.pixels
+        if isinstance(src, LoadedImage):
+            self.pixels, self.mode, self.palette, self.palette_mode = src.pixels, src.mode, src.palette, src.palette_mode
+            self.info = {**src.info, **self.info}
+        elif isinstance(src, Image.Image):
+            self.pixels, self.mode, self.palette, self.palette_mode, info = _from_pil(src)
+            self.info = {**info, **self.info}
+        self.text = dict(self.text or {})
+        self.info = dict(self.info or {})
+        self._normalize()
+
+    def _normalize(self) -> None:
+        arr = np.asarray(self.pixels)
+        if arr.ndim == 2:
+            arr = arr[:, :, None]
+        if arr.ndim != 3 or arr.shape[0] < 1 or arr.shape[1] < 1:
+            raise ValueError(f"pixels must be (H, W, C) with H, W >= 1, not {arr.shape}")
+        if not arr.dtype.isnative:
+            arr = arr.astype(arr.dtype.newbyteorder("="))
+        if arr.dtype == bool:                        # Pillow's "1" arrays hold 0/255 bytes: make them 0/1
+            arr = arr.view(np.uint8) != 0
+        mode = MODE_ALIASES.get(self.mode, self.mode) if self.mode else _infer_mode(arr)
+        if mode not in MODE_CHANNELS:
+            raise ValueError(f"unsupported mode {mode!r}")
+        if arr.shape[2] != MODE_CHANNELS[mode] or arr.dtype != sample_dtype(mode):
+            raise ValueError(f"mode {mode} needs {MODE_CHANNELS[mode]} channel(s) of {sample_dtype(mode)}, "
+                             f"got {arr.shape[2]} of {arr.dtype}")
+        if mode in ("P", "PA"):
+            if self.palette_mode not in ("RGB", "RGBA"):
+                raise ValueError(f"palette mode must be RGB or RGBA, not {self.palette_mode!r}")
+            if self.palette is not None:
+                self.palette = bytes(self.palette) or None
+            if self.palette is not None:
+                if len(self.palette) % len(self.palette_mode) or len(self.palette) > 256 * len(self.palette_mode):
+                    raise ValueError("palette length does not fit its mode")
+        else:
+            self.palette = None
+        self.pixels, self.mode = np.ascontiguousarray(arr), mode
+
+    # --- shape -------------------------------------------------------------------------------------
+    @property
+    def height(self) -> int:
+        return self.pixels.shape[0]
 
     @property
-    def mode(self) -> str:
-        return self.pil.mode
+    def width(self) -> int:
+        return self.pixels.shape[1]
 
     @property
     def size(self) -> tuple[int, int]:
-        return self.pil.size
+        """(width, height), as Pillow counts."""
+        return self.pixels.shape[1], self.pixels.shape[0]
+
+    @property
+    def channels(self) -> int:
+        return self.pixels.shape[2]
+
+    @property
+    def bit_depth(self) -> int:
+        return {np.dtype(bool): 1, np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}.get(self.pixels.dtype, 32)
+
+    # --- Pillow -------------------------------------------------------------------------------------
+    @classmethod
+    def from_pil(cls, pil: Image.Image, **meta) -> "LoadedImage":
+        return cls(pil, **meta)
+
+    def to_pil(self) -> Image.Image:
+        """The pixels as a Pillow image (palette and transparency included). 16-bit colour has no
+        Pillow equivalent: ImageError."""
+        mode = self.mode
+        if mode in NON_PIL_MODES:
+            raise ImageError(f"A 16-bit colour image ({mode}) cannot be held by Pillow.")
+        if mode == "1":
+            im = Image.fromarray(self.pixels[:, :, 0])
+        else:
+            arr = self.pixels.astype(_PIL_RAW[mode]) if mode in _PIL_RAW else self.pixels
+            im = Image.frombytes(mode, self.size, np.ascontiguousarray(arr).tobytes())
+        if mode in ("P", "PA") and self.palette is not None:
+            im.putpalette(self.palette, rawmode=self.palette_mode)
+        if "transparency" in self.info and mode in ("1", "L", "P", "RGB", "I;16"):
+            im.info["transparency"] = self.info["transparency"]
+        return im
+
+    @property
+    def pil(self) -> Image.Image:
+        return self.to_pil()
+
+    def same_pixels(self, other: "LoadedImage") -> bool:
+        """Mode, size, pixels and palette identical (metadata not compared)."""
+        return (self.mode == other.mode and self.pixels.shape == other.pixels.shape
+                and np.array_equal(self.pixels, other.pixels, equal_nan=self.pixels.dtype.kind == "f")
+                and self.palette == other.palette
+                and (self.palette is None or self.palette_mode == other.palette_mode))
 
 
-def _pixels_of(pil: Image.Image) -> bytes:
-    return pil.tobytes() + (pil.getpalette() and bytes(pil.getpalette()) or b"")
+def _from_pil(pil: Image.Image):
+    mode = pil.mode
+    if mode not in MODE_CHANNELS or mode in NON_PIL_MODES:
+        raise ImageError(f"Images with the pixel format {mode!r} are not supported.")
+    arr = np.asarray(pil)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    palette, pmode = None, "RGB"
+    if mode in ("P", "PA"):
+        pal = pil.palette
+        pmode = pal.mode if pal is not None and pal.mode in ("RGB", "RGBA") else "RGB"
+        values = pil.getpalette(rawmode=pmode)
+        palette = bytes(values) if values is not None else None
+    return arr, mode, palette, pmode, _info_of(pil.info)
+
+
+def _info_of(info: dict) -> dict:
+    """The info values that are kept: dpi, gamma, srgb, transparency (only well-formed ones)."""
+    out = {}
+    dpi = info.get("dpi")
+    if isinstance(dpi, tuple) and len(dpi) == 2 and all(isinstance(v, (int, float)) and v > 0 for v in dpi):
+        out["dpi"] = tuple(float(v) for v in dpi)
+    gamma = info.get("gamma")
+    if isinstance(gamma, (int, float)) and 0 < gamma < 100:
+        out["gamma"] = float(gamma)
+    srgb = info.get("srgb")
+    if isinstance(srgb, int) and 0 <= srgb <= 3:
+        out["srgb"] = srgb
+    t = info.get("transparency")
+    if isinstance(t, (bytes, bytearray)):
+        out["transparency"] = bytes(t)
+    elif isinstance(t, int) and not isinstance(t, bool) and 0 <= t < 65536:
+        out["transparency"] = t
+    elif isinstance(t, tuple) and len(t) == 3 and all(isinstance(v, int) and 0 <= v < 65536 for v in t):
+        out["transparency"] = t
+    assert set(out) <= set(INFO_KEYS)
+    return out
 
 
 def pixel_checksum(img: LoadedImage) -> int:
-    """CRC-32 over mode, size, pixels and palette."""
-    head = f"{img.mode}:{img.size[0]}x{img.size[1]}:".encode()
-    return zlib.crc32(_pixels_of(img.pil), zlib.crc32(head))
+    """CRC-32 over mode, size, the pixel samples (little-endian, row-major) and the palette."""
+    crc = zlib.crc32(f"{img.mode}:{img.width}x{img.height}:".encode())
+    arr = img.pixels
+    if arr.dtype == bool:
+        arr = arr.view(np.uint8)
+    elif arr.dtype.itemsize > 1:
+        arr = arr.astype(arr.dtype.newbyteorder("<"), copy=False)      # no copy on little-endian hosts
+    crc = zlib.crc32(memoryview(np.ascontiguousarray(arr)).cast("B"), crc)
+    if img.palette:
+        crc = zlib.crc32(img.palette, crc)
+    return crc & 0xFFFFFFFF
 
 
-def _check_size(w: int, h: int, name: str) -> None:
-    if w * h > MAX_PIXELS:
-        raise ImageError(f"{name} is {w}x{h} pixels, more than the {MAX_PIXELS:,}-pixel limit "
-                         "that protects against decompression bombs.")
+# --- reading -----------------------------------------------------------------------------------
+def pixel_limit() -> int | None:
+    """The decompression-bomb limit: Pillow's ``Image.MAX_IMAGE_PIXELS`` (None: no limit)."""
+    return Image.MAX_IMAGE_PIXELS
 
 
-def load_image(path: Path) -> LoadedImage:
-    """Decode an image file with its ICC profile, EXIF and PNG text chunks (GIF: first frame)."""
+MAX_PIXELS = pixel_limit()
+
+
+def _check_pixels(w: int, h: int, name: str) -> None:
+    limit = pixel_limit()
+    if limit and w * h > limit:
+        raise ImageError(f"{name} is {w}x{h} pixels, more than the {limit:,}-pixel limit that protects "
+                         "against decompression bombs.")
+
+
+def _is_jxl(data: bytes) -> bool:
+    return data[:2] == b"\xff\x0a" or data[:12] == b"\x00\x00\x00\x0cJXL \r\n\x87\n"
+
+
+def load_image(path) -> LoadedImage:
+    """Decode an image file (PNG, JPEG, WebP, BMP, TIFF, GIF: first frame; JPEG-XL through imagecodecs)
+    with its ICC profile, EXIF, PNG text chunks and a few info values. Raises ImageError with one
+    sentence for unreadable, foreign, damaged or too large files."""
     path = Path(path)
-    name = path.name
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise ImageError(f"{name} cannot be read ({exc.strerror or exc}).") from None
-    if path.suffix.lower() == ".jxl" or data[:2] == b"\xff\x0a" or data[4:12] == b"JXL \r\n\x87\n":
+        raise ImageError(f"{path.name} cannot be read ({exc.strerror or exc}).") from None
+    return decode_image_bytes(data, path.name)
+
+
+def decode_image_bytes(data: bytes, name: str = "The image") -> LoadedImage:
+    """:func:`load_image` for bytes already in memory; ``name`` is used in error sentences."""
+    if not data:
+        raise ImageError(f"{name} is empty.")
+    if _is_jxl(data):
         return _load_jxl(data, name)
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            _check_size(*im.size, name)
-            fmt = im.format or ""
-            im.seek(0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data), formats=PIL_READ_FORMATS)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"{name} has more than the {pixel_limit() or 0:,}-pixel limit that protects against "
+                         "decompression bombs.") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{name} is not an image shvc can read (PNG, JPEG, WebP, BMP, TIFF, GIF or "
+                         "JPEG-XL).") from None
+    except Exception as exc:  # noqa: BLE001 - Pillow's plugins raise many types on bad input
+        raise ImageError(f"{name} is damaged or truncated ({_short(exc)}).") from None
+    with im:
+        _check_pixels(*im.size, name)
+        try:
             im.load()
-            pil = im.copy()
-            info = dict(im.info)
-            text = {k: v for k, v in getattr(im, "text", {}).items() if isinstance(v, str)}
-    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
-        if isinstance(exc, Image.DecompressionBombError):
-            raise ImageError(f"{name} is larger than the decompression-bomb limit.") from None
-        raise ImageError(f"{name} is not an image format shvc can read.") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{name} is damaged or truncated ({exc}).") from None
-    bit_depth = 8
-    if fmt == "PNG" and pil.mode in ("RGB", "RGBA"):
-        pil, bit_depth = _maybe_16bit_png(data, pil)
-    if pil.mode in ("I;16", "I;16B", "I;16L", "I"):
-        bit_depth = 16
-    exif = info.get("exif")
-    if fmt == "GIF" and pil.mode == "P" and "transparency" in info:
-        pil.info["transparency"] = info["transparency"]
-    return LoadedImage(pil, info.get("icc_profile") or None, exif or None, text, fmt, bit_depth)
+            fmt = im.format or ""
+            text = {k: v for k, v in getattr(im, "text", {}).items() if isinstance(k, str) and isinstance(v, str)}
+            meta = dict(icc=im.info.get("icc_profile") or None, exif=im.info.get("exif") or None, text=text,
+                        source_format=fmt)
+            deep = _deep_colour(im, data, fmt)
+            if deep is not None:
+                return LoadedImage(deep, info=_info_of(im.info), **meta)
+            if im.mode not in MODE_CHANNELS or im.mode in NON_PIL_MODES:
+                raise ImageError(f"{name} uses the pixel format {im.mode!r}, which shvc does not support.")
+            return LoadedImage(im, **meta)
+        except ShvcError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise ImageError(f"{name} is damaged or truncated ({_short(exc)}).") from None
 
 
-def _maybe_16bit_png(data: bytes, pil: Image.Image):
-    """Pillow reads 48/64-bit PNGs as 8 bits; keep all 16 bits through imagecodecs."""
-    if data[24:25] != b"\x10":                  # IHDR bit depth byte
-        return pil, 8
+def _short(exc: BaseException) -> str:
+    msg = str(exc).strip().rstrip(".") or type(exc).__name__
+    return msg if len(msg) < 120 else msg[:117] + "..."
+
+
+def _deep_colour(im: Image.Image, data: bytes, fmt: str) -> np.ndarray | None:
+    """16-bit colour samples that Pillow would cut to 8 bits, decoded exactly with imagecodecs."""
     import imagecodecs
-    arr = imagecodecs.png_decode(data)
-    return _Array16(arr), 16
-
-
-class _Array16:
-    """A 16-bit RGB(A) image Pillow cannot hold: wraps the numpy array with the Pillow API we use."""
-
-    def __init__(self, arr: np.ndarray):
-        self.arr = np.ascontiguousarray(arr)
-        self.mode = "RGB;16" if arr.shape[2] == 3 else "RGBA;16"
-        self.size = (arr.shape[1], arr.shape[0])
-        self.info = {}
-
-    def tobytes(self) -> bytes:
-        return self.arr.astype("<u2").tobytes()
-
-    def getpalette(self):
+    w, h = im.size
+    if fmt == "PNG" and data[12:16] == b"IHDR" and data[24] == 16 and data[25] in (2, 4, 6):
+        arr = imagecodecs.png_decode(data)
+    elif fmt == "TIFF" and hasattr(im, "tag_v2"):
+        bps = im.tag_v2.get(258, (8,))
+        bps = bps if isinstance(bps, tuple) else (bps,)
+        spp = im.tag_v2.get(277, 1)
+        if spp < 2 or max(bps) <= 8:
+            return None
+        arr = imagecodecs.tiff_decode(data, index=0)
+    else:
         return None
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.shape[:2] != (h, w) or arr.dtype != np.uint16 or not 2 <= arr.shape[2] <= 4:
+        raise ImageError(f"The {fmt} file's pixel format ({arr.dtype}, {arr.shape[2]} channels) is not supported.")
+    return arr
 
 
 def _load_jxl(data: bytes, name: str) -> LoadedImage:
@@ -131,79 +361,230 @@ def _load_jxl(data: bytes, name: str) -> LoadedImage:
     try:
         arr = imagecodecs.jpegxl_decode(data)
     except Exception as exc:  # noqa: BLE001 - imagecodecs raises its own error types
-        raise ImageError(f"{name} is not a readable JPEG-XL file ({exc}).") from None
-    if arr.dtype != np.uint8:
-        if arr.ndim == 3 and arr.shape[2] in (3, 4):
-            return LoadedImage(_Array16(arr.astype(np.uint16)), source_format="JPEG-XL", bit_depth=16)
-        return LoadedImage(Image.fromarray(arr.astype(np.uint16)), source_format="JPEG-XL", bit_depth=16)
-    _check_size(arr.shape[1], arr.shape[0], name)
-    mode = {2: "L", 3: "RGB", 4: "RGBA"}[arr.shape[2] if arr.ndim == 3 else 2]
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[..., 0]
-    return LoadedImage(Image.fromarray(arr, mode), source_format="JPEG-XL")
+        raise ImageError(f"{name} is not a readable JPEG-XL file ({_short(exc)}).") from None
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    _check_pixels(arr.shape[1], arr.shape[0], name)
+    if arr.ndim != 3 or arr.dtype not in (np.uint8, np.uint16) or not 1 <= arr.shape[2] <= 4:
+        raise ImageError(f"{name} is a JPEG-XL image with {arr.dtype} samples, which shvc does not support.")
+    return LoadedImage(arr, source_format="JPEG-XL")
 
 
-# --- how pixels are coded --------------------------------------------------------------------
-def embed_lossless(pil) -> bytes:
-    """Whole image as lossless bytes: PNG (16-bit through imagecodecs), TIFF for other modes."""
-    if isinstance(pil, _Array16):
-        import imagecodecs
-        return b"P16" + imagecodecs.png_encode(pil.arr)
-    buf = io.BytesIO()
-    if pil.mode in ("1", "L", "LA", "P", "RGB", "RGBA", "I;16"):
-        pil.save(buf, format="PNG", optimize=True)
-        return b"PNG" + buf.getvalue()
-    pil.save(buf, format="TIFF", compression="tiff_adobe_deflate")
-    return b"TIF" + buf.getvalue()
+# --- how pixels are coded ------------------------------------------------------------------------
+FALLBACK_MAGIC = b"SFB1"
+FB_RAW_ZLIB, FB_PNG, FB_JPEGXL = 0, 1, 2
+FALLBACK_CODECS = {FB_RAW_ZLIB: "zlib", FB_PNG: "PNG", FB_JPEGXL: "JPEG-XL"}
 
 
-def extract_lossless(data: bytes):
-    kind, body = data[:3], data[3:]
-    if kind == b"P16":
-        import imagecodecs
-        return _Array16(imagecodecs.png_decode(body))
-    if kind not in (b"PNG", b"TIF"):
-        raise ShvcError("The embedded image stream is of an unknown kind.")
-    with Image.open(io.BytesIO(body)) as im:
-        im.load()
-        return im.copy()
+def coding_method(mode: str) -> str:
+    """How an image of ``mode`` is coded: METHOD_MODEL, METHOD_MIXED or METHOD_FALLBACK."""
+    return {"RGB": METHOD_MODEL, "RGBA": METHOD_MIXED}.get(mode, METHOD_FALLBACK)
 
 
-def split_for_coding(img: LoadedImage):
-    """-> (rgb HxWx3 uint8 for the model or None, embedded bytes or None, method)."""
-    pil = img.pil
-    if pil.mode == "RGB":
-        return np.asarray(pil), None, METHOD_MODEL
-    if pil.mode == "RGBA":
-        arr = np.asarray(pil)
-        alpha = Image.fromarray(np.ascontiguousarray(arr[..., 3]), "L")
-        return np.ascontiguousarray(arr[..., :3]), embed_lossless(alpha), METHOD_MODEL_ALPHA
-    return None, embed_lossless(pil), METHOD_FALLBACK
-
-
-def join_after_decoding(rgb: np.ndarray | None, embedded: bytes | None, method: str):
-    """Inverse of :func:`split_for_coding`: the Pillow image (or 16-bit wrapper)."""
-    if method == METHOD_MODEL:
-        return Image.fromarray(rgb, "RGB")
-    if method == METHOD_MODEL_ALPHA:
-        alpha = np.asarray(extract_lossless(embedded))
-        return Image.fromarray(np.dstack([rgb, alpha]), "RGBA")
+def to_model_planes(img: LoadedImage) -> np.ndarray | None:
+    """The (H, W, 3) uint8 planes the model codes, or None when the image goes to the fallback."""
+    method = coding_method(img.mode)
     if method == METHOD_FALLBACK:
-        return extract_lossless(embedded)
-    raise ShvcError(f"Unknown coding method {method!r}.")
+        return None
+    return img.pixels if img.mode == "RGB" else np.ascontiguousarray(img.pixels[:, :, :3])
+
+
+def _codec_view(arr: np.ndarray) -> np.ndarray:
+    """The array as PNG / JPEG-XL take it: (H, W) for one channel, bool as 0/1 bytes."""
+    if arr.dtype == bool:
+        arr = arr.view(np.uint8)
+    return arr[:, :, 0] if arr.shape[2] == 1 else arr
+
+
+def _candidates(arr: np.ndarray):
+    import imagecodecs
+    view = _codec_view(arr)
+    if view.dtype not in (np.uint8, np.uint16):
+        return
+    yield FB_PNG, lambda: imagecodecs.png_encode(arr.view(np.uint8) if arr.dtype == bool else arr, level=9)
+    yield FB_JPEGXL, lambda: imagecodecs.jpegxl_encode(view, lossless=True)
+
+
+def encode_fallback(pixels: np.ndarray, mode: str, palette: bytes | None = None,
+                    palette_mode: str = "RGB") -> bytes:
+    """Code ``pixels`` (H, W, C) of ``mode`` (and a palette) as a self-describing lossless stream: the
+    smallest of PNG and JPEG-XL that decodes back to the identical array, else zlib over the raw
+    samples."""
+    pixels = np.ascontiguousarray(pixels)
+    h, w, _ = pixels.shape
+    pal = palette or b""
+    head = (FALLBACK_MAGIC + struct.pack("<BB", 0, len(mode)) + mode.encode("ascii") + struct.pack("<II", h, w)
+            + struct.pack("<B", len(palette_mode) if pal else 0) + (palette_mode.encode("ascii") if pal else b"")
+            + struct.pack("<H", len(pal)) + pal)
+    best = None
+    for codec, encode in _candidates(pixels):
+        try:
+            body = encode()
+            if best is not None and len(body) >= len(best[1]):
+                continue
+            if np.array_equal(_decode_body(codec, body, pixels.shape, pixels.dtype), pixels):
+                best = (codec, body)
+        except Exception:  # noqa: BLE001 - a codec that cannot hold this array is simply not used
+            continue
+    if best is None:
+        best = (FB_RAW_ZLIB, zlib.compress(_raw_bytes(pixels), 9))
+    codec, body = best
+    return head[:4] + bytes([codec]) + head[5:] + body
+
+
+def _raw_bytes(arr: np.ndarray) -> bytes:
+    if arr.dtype == bool:
+        return arr.view(np.uint8).tobytes()
+    return arr.astype(arr.dtype.newbyteorder("<")).tobytes()
+
+
+def _decode_body(codec: int, body: bytes, shape: tuple, dtype: np.dtype) -> np.ndarray:
+    import imagecodecs
+    h, w, c = shape
+    store = np.dtype(np.uint8) if dtype == bool else dtype
+    if codec == FB_RAW_ZLIB:
+        n = h * w * c * store.itemsize
+        d = zlib.decompressobj()
+        raw = d.decompress(body, n)
+        if len(raw) != n or (not d.eof and d.decompress(d.unconsumed_tail, 1)) or not d.eof or d.unused_data:
+            raise ValueError("raw sample stream has the wrong length")
+        arr = np.frombuffer(raw, store.newbyteorder("<")).astype(store).reshape(h, w, c)
+    else:
+        decode = imagecodecs.png_decode if codec == FB_PNG else imagecodecs.jpegxl_decode
+        out = np.empty((h, w) if c == 1 else (h, w, c), store)
+        arr = decode(body, out=out).reshape(h, w, c)
+    if dtype == bool:
+        if arr.max(initial=0) > 1:
+            raise ValueError("bilevel stream holds values other than 0 and 1")
+        arr = arr.astype(bool)
+    return arr
+
+
+def decode_fallback(data: bytes) -> LoadedImage:
+    """Inverse of :func:`encode_fallback`: the pixels (mode, palette) as a LoadedImage without metadata.
+    FormatError for anything malformed."""
+    def corrupt(why: str):
+        return FormatError(f"The file is corrupt (its embedded image stream {why}).")
+    try:
+        if data[:4] != FALLBACK_MAGIC:
+            raise corrupt("is of an unknown kind")
+        pos = 4
+        codec, n = struct.unpack_from("<BB", data, pos)
+        pos += 2
+        mode = data[pos:pos + n].decode("ascii")
+        pos += n
+        h, w, pn = struct.unpack_from("<IIB", data, pos)
+        pos += 9
+        pmode = data[pos:pos + pn].decode("ascii")
+        pos += pn
+        (plen,) = struct.unpack_from("<H", data, pos)
+        pos += 2
+        palette = bytes(data[pos:pos + plen])
+        pos += plen
+    except (struct.error, UnicodeDecodeError):
+        raise corrupt("ends early") from None
+    if len(palette) != plen or pos > len(data):
+        raise corrupt("ends early")
+    if codec not in FALLBACK_CODECS or mode not in MODE_CHANNELS or (pn and pmode not in ("RGB", "RGBA")):
+        raise corrupt("has an unknown codec or pixel format")
+    c = MODE_CHANNELS[mode]
+    if not (1 <= h and 1 <= w and h * w * c <= MAX_SUBPIXELS):
+        raise corrupt("claims an impossible size")
+    try:
+        arr = _decode_body(codec, bytes(data[pos:]), (h, w, c), sample_dtype(mode))
+    except Exception as exc:  # noqa: BLE001 - damaged PNG / JPEG-XL data raise various errors
+        raise corrupt(f"cannot be decoded: {_short(exc)}") from None
+    try:
+        return LoadedImage(arr, mode, palette=palette if pn else None, palette_mode=pmode or "RGB")
+    except ValueError:
+        raise corrupt("has a palette that does not fit") from None
+
+
+def fallback_codec(data: bytes) -> str:
+    """Name of the codec inside a fallback stream ("PNG", "JPEG-XL", "zlib"), for reports."""
+    return FALLBACK_CODECS.get(data[4], "?") if data[:4] == FALLBACK_MAGIC and len(data) > 4 else "?"
+
+
+def split_for_coding(img: LoadedImage) -> tuple[np.ndarray | None, bytes | None, str]:
+    """-> (RGB (H, W, 3) uint8 for the model or None, fallback stream or None, method)."""
+    method = coding_method(img.mode)
+    if method == METHOD_MODEL:
+        return img.pixels, None, method
+    if method == METHOD_MIXED:
+        return to_model_planes(img), encode_fallback(img.pixels[:, :, 3:4], "L"), method
+    return None, encode_fallback(img.pixels, img.mode, img.palette, img.palette_mode), method
+
+
+def join_after_decoding(rgb: np.ndarray | None, fallback: bytes | None, method: str, header=None) -> LoadedImage:
+    """Inverse of :func:`split_for_coding`. With a container ``header``, the result carries its
+    metadata and is checked against its size and mode (FormatError on a mismatch)."""
+    def need(x, what):
+        if x is None:
+            raise FormatError(f"The file is corrupt (its {what} is missing).")
+        return x
+    if method == METHOD_MODEL:
+        img = LoadedImage(np.asarray(need(rgb, "model data")), "RGB")
+    elif method == METHOD_MIXED:
+        rgb = np.asarray(need(rgb, "model data"))
+        alpha = decode_fallback(need(fallback, "alpha plane"))
+        if alpha.mode != "L" or alpha.pixels.shape[:2] != rgb.shape[:2]:
+            raise FormatError("The file is corrupt (its alpha plane does not fit the image).")
+        img = LoadedImage(np.concatenate([rgb, alpha.pixels], axis=2), "RGBA")
+    elif method == METHOD_FALLBACK:
+        img = decode_fallback(need(fallback, "embedded image stream"))
+    else:
+        raise FormatError(f"The file is corrupt (unknown coding method {method!r}).")
+    if header is not None:
+        if (img.width, img.height, img.mode) != (header.width, header.height, header.mode):
+            raise FormatError("The file is corrupt (its pixel data does not match its header).")
+        img.icc, img.exif, img.text = header.icc, header.exif, dict(header.text)
+        img.source_format, img.info = header.source_format, dict(getattr(header, "info", {}) or {})
+    return img
+
+
+def to_display(img: LoadedImage) -> np.ndarray:
+    """An 8-bit (H, W, 3) or (H, W, 4) view for showing on screen (never for coding): 16-bit samples
+    keep their top byte, 32-bit ones are stretched to 0..255, palettes and colour spaces converted."""
+    m, px = img.mode, img.pixels
+    if m in ("RGB", "RGBA"):
+        return px
+    if m in ("L", "LA"):
+        return np.ascontiguousarray(px[:, :, [0, 0, 0] + ([1] if m == "LA" else [])])
+    if m == "1":
+        return np.repeat(px.view(np.uint8) * np.uint8(255), 3, axis=2)
+    if px.dtype == np.uint16:
+        return to_display(LoadedImage((px >> 8).astype(np.uint8)))
+    if m in ("I", "F"):
+        f = px[:, :, 0].astype(np.float64)
+        f = np.nan_to_num(f, nan=0.0, posinf=0.0, neginf=0.0)
+        lo, hi = float(f.min()), float(f.max())
+        g = np.zeros(f.shape, np.uint8) if hi <= lo else ((f - lo) * (255.0 / (hi - lo)) + 0.5).astype(np.uint8)
+        return to_display(LoadedImage(g, "L"))
+    pil = img.to_pil()
+    has_alpha = m in ("PA", "La", "RGBa") or (m == "P" and ("transparency" in img.info or img.palette_mode == "RGBA"))
+    try:
+        return np.asarray(pil.convert("RGBA" if has_alpha else "RGB"))
+    except (ValueError, OSError):                    # e.g. LAB: no built-in conversion; show the samples
+        return np.ascontiguousarray(px[:, :, :3]) if px.shape[2] >= 3 else to_display(LoadedImage(px[:, :, :1], "L"))
 
 
 # --- writing -----------------------------------------------------------------------------------
-def atomic_write(path: Path, data: bytes, force: bool = False) -> None:
-    """Write through a temporary file in the same folder and an atomic rename; never overwrite an
-    existing file unless ``force``."""
+def _exists_error(path: Path) -> ShvcError:
+    return ShvcError(f"{path} already exists; use --force (or confirm) to replace it.")
+
+
+def atomic_write(path, data: bytes, force: bool = False) -> None:
+    """Write ``data`` through a temporary file in the same folder and an atomic rename; never
+    replace an existing file unless ``force`` (even when one appears meanwhile: without ``force``
+    the file is put in place with a hard link, which fails if the name is taken)."""
     path = Path(path)
     if path.exists() and not force:
-        raise ShvcError(f"{path} already exists; use --force (or confirm) to replace it.")
+        raise _exists_error(path)
+    folder = path.parent
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
     except OSError as exc:
-        raise ShvcError(f"Cannot write to {path.parent} ({exc.strerror or exc}).") from None
+        raise ShvcError(f"Cannot write to {folder} ({exc.strerror or exc}).") from None
     try:
         umask = os.umask(0)
         os.umask(umask)
@@ -212,51 +593,136 @@ def atomic_write(path: Path, data: bytes, force: bool = False) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        if not force and path.exists():
-            raise ShvcError(f"{path} already exists; use --force (or confirm) to replace it.")
-        os.replace(tmp, path)
+        if force:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise _exists_error(path) from None
+            except OSError:                          # a file system without hard links
+                if path.exists():
+                    raise _exists_error(path) from None
+                os.replace(tmp, path)
+            else:
+                os.unlink(tmp)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise ShvcError(f"Cannot write {path} ({exc.strerror or exc}).") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def encode_image(img: LoadedImage, fmt: str = "png") -> bytes:
-    """Lossless bytes of ``img`` in ``fmt`` with ICC, EXIF and PNG text restored."""
-    fmt = fmt.lower()
-    if fmt not in WRITE_FORMATS:
-        raise ShvcError(f"Cannot write {fmt!r}; choose one of {', '.join(sorted(set(WRITE_FORMATS)))}.")
-    pil = img.pil
-    if isinstance(pil, _Array16):
-        if fmt != "png":
-            raise ShvcError("16-bit colour images can only be written as PNG.")
-        import imagecodecs
-        return imagecodecs.png_encode(pil.arr)
-    kw = {}
+def format_for_path(path, fmt: str | None = None) -> str:
+    """The writer for ``path``: ``fmt`` if given, else from the suffix (no suffix: PNG)."""
+    name = (fmt or Path(path).suffix.lstrip(".") or "png").lower()
+    if name not in WRITE_FORMATS:
+        raise ShvcError(f"Cannot write {name.upper()} files; choose PNG, TIFF, WebP or BMP (all lossless).")
+    return "tiff" if name == "tif" else name
+
+
+def preferred_format(mode: str) -> str | None:
+    """The first lossless writer (PNG, then TIFF) that holds ``mode`` exactly, or None."""
+    for fmt in ("png", "tiff"):
+        if mode in WRITE_MODES[fmt]:
+            return fmt
+    return None
+
+
+def _pnginfo(img: LoadedImage) -> PngImagePlugin.PngInfo:
+    info = PngImagePlugin.PngInfo()
+    for k, v in img.text.items():
+        info.add_text(k, v, zip=len(v) > 1024)
+    if "gamma" in img.info:
+        info.add(b"gAMA", struct.pack(">I", int(round(img.info["gamma"] * 100000))))
+    if "srgb" in img.info and not img.icc:
+        info.add(b"sRGB", bytes([img.info["srgb"]]))
+    return info
+
+
+def _png_chunks(png: bytes):
+    pos = 8
+    while pos + 8 <= len(png):
+        (n,) = struct.unpack_from(">I", png, pos)
+        yield png[pos + 4:pos + 8], png[pos:pos + 12 + n]
+        pos += 12 + n
+
+
+def _png16(img: LoadedImage) -> bytes:
+    """16-bit colour PNG through imagecodecs, with the metadata chunks Pillow would write."""
+    import imagecodecs
+    body = imagecodecs.png_encode(img.pixels, level=9)
+    template = io.BytesIO()
+    kw = {"pnginfo": _pnginfo(img)}
     if img.icc:
         kw["icc_profile"] = img.icc
-    if img.exif and fmt in ("png", "tiff", "tif", "webp"):
+    if img.exif:
         kw["exif"] = img.exif
+    if "dpi" in img.info:
+        kw["dpi"] = img.info["dpi"]
+    Image.new("L", (1, 1)).save(template, format="PNG", **kw)
+    extra = [c for cid, c in _png_chunks(template.getvalue()) if cid not in (b"IHDR", b"IDAT", b"IEND")]
+    t = img.info.get("transparency")
+    if img.mode == "RGB;16" and isinstance(t, tuple):
+        payload = struct.pack(">HHH", *t)
+        extra.append(struct.pack(">I", 6) + b"tRNS" + payload + struct.pack(">I", zlib.crc32(b"tRNS" + payload)))
+    out, done = [body[:8]], False
+    for cid, chunk in _png_chunks(body):
+        if cid == b"IDAT" and not done:
+            out += extra
+            done = True
+        out.append(chunk)
+    return b"".join(out)
+
+
+def encode_image(img: LoadedImage, fmt: str = "png", notes: list[str] | None = None) -> bytes:
+    """Lossless bytes of ``img`` as PNG, TIFF, WebP or BMP with its ICC profile, EXIF, PNG text and
+    info restored where the format holds them (what it cannot hold is listed in ``notes``). A mode
+    the format cannot hold exactly raises ShvcError."""
+    fmt = format_for_path("x", fmt)
+    notes = notes if notes is not None else []
+    if img.mode not in WRITE_MODES[fmt]:
+        alt = preferred_format(img.mode)
+        hint = f"save it as {alt.upper()}" if alt else "keep the .shvc file"
+        raise ShvcError(f"{fmt.upper()} cannot hold a {img.mode} image exactly; {hint}.")
+    if img.mode in NON_PIL_MODES:
+        return _png16(img)
+    pil = img.to_pil()
+    if img.mode in _I16 and img.mode != "I;16":
+        pil = Image.frombytes("I;16", img.size, img.pixels.astype("<u2").tobytes())
+    kw: dict = {}
+    keeps = {"png": ("icc", "exif", "text"), "tiff": ("icc", "exif"), "webp": ("icc", "exif"), "bmp": ()}[fmt]
+    for what, present in (("icc", img.icc), ("exif", img.exif), ("text", img.text)):
+        if present and what not in keeps:
+            notes.append({"icc": "ICC profile", "exif": "EXIF data", "text": "text chunks"}[what]
+                         + f" not written: {fmt.upper()} cannot hold it.")
+    if img.icc and "icc" in keeps:
+        kw["icc_profile"] = img.icc
+    if img.exif and "exif" in keeps:
+        kw["exif"] = img.exif
+    if "dpi" in img.info and fmt in ("png", "tiff", "bmp"):
+        kw["dpi"] = img.info["dpi"]
     if fmt == "png":
-        if img.text:
-            info = PngImagePlugin.PngInfo()
-            for k, v in img.text.items():
-                info.add_itxt(k, v)
-            kw["pnginfo"] = info
+        kw.update(pnginfo=_pnginfo(img), compress_level=9)
         if "transparency" in pil.info:
             kw["transparency"] = pil.info["transparency"]
-    if fmt == "webp":
-        if pil.mode not in ("RGB", "RGBA"):
-            raise ShvcError(f"WebP cannot hold a {pil.mode} image losslessly; use PNG.")
-        kw.update(lossless=True, quality=100, method=4)
-    if fmt in ("tiff", "tif"):
+    elif fmt == "webp":
+        kw.update(lossless=True, exact=True, quality=100, method=4)
+    elif fmt == "tiff":
         kw["compression"] = "tiff_adobe_deflate"
-    if fmt == "bmp" and pil.mode not in ("1", "L", "P", "RGB"):
-        raise ShvcError(f"BMP cannot hold a {pil.mode} image; use PNG.")
     buf = io.BytesIO()
-    pil.save(buf, format=WRITE_FORMATS[fmt], **kw)
+    try:
+        pil.save(buf, format=WRITE_FORMATS[fmt], **kw)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ShvcError(f"The image cannot be written as {fmt.upper()} ({_short(exc)}).") from None
     return buf.getvalue()
 
 
-def save_image(img: LoadedImage, path: Path, fmt: str | None = None, force: bool = False) -> None:
-    fmt = fmt or Path(path).suffix.lstrip(".").lower() or "png"
-    atomic_write(Path(path), encode_image(img, fmt), force)
+def save_image(img: LoadedImage, path, fmt: str | None = None, force: bool = False) -> list[str]:
+    """Write ``img`` losslessly (PNG by default; TIFF, WebP, BMP by ``fmt`` or the suffix) with an atomic
+    rename; an existing file is replaced only with ``force``. Returns notes on metadata the format
+    could not hold."""
+    notes: list[str] = []
+    atomic_write(Path(path), encode_image(img, format_for_path(path, fmt), notes), force)
+    return notes
