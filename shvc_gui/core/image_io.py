@@ -41,7 +41,7 @@ from .errors import FormatError, ImageError, ShvcError
 
 METHOD_MODEL_ALPHA = METHOD_MIXED          # older name of the "mixed" method
 
-PIL_READ_FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "BMP", "TIFF", "GIF")
+PIL_READ_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
 READ_SUFFIXES = {".png", ".jpg", ".jpeg", ".jpe", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".jxl"}
 WRITE_FORMATS = {"png": "PNG", "tiff": "TIFF", "tif": "TIFF", "webp": "WEBP", "bmp": "BMP"}
 
@@ -125,7 +125,7 @@ class LoadedImage:
     def _normalize(self) -> None:
         arr = np.asarray(self.pixels)
         if arr.ndim == 2:
-            arr = arr[:, :, None]
+            arr = arr.reshape(arr.shape + (1,))
         if arr.ndim != 3 or arr.shape[0] < 1 or arr.shape[1] < 1:
             raise ValueError(f"pixels must be (H, W, C) with H, W >= 1, not {arr.shape}")
         if not arr.dtype.isnative:
@@ -148,7 +148,8 @@ class LoadedImage:
                     raise ValueError("palette length does not fit its mode")
         else:
             self.palette = None
-        self.pixels, self.mode = np.ascontiguousarray(arr), mode
+        arr = np.ascontiguousarray(arr)
+        self.pixels, self.mode = arr.reshape(-1).reshape(arr.shape), mode      # canonical strides (imagecodecs)
 
     # --- shape -------------------------------------------------------------------------------------
     @property
@@ -211,8 +212,6 @@ def _from_pil(pil: Image.Image):
     if mode not in MODE_CHANNELS or mode in NON_PIL_MODES:
         raise ImageError(f"Images with the pixel format {mode!r} are not supported.")
     arr = np.asarray(pil)
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
     palette, pmode = None, "RGB"
     if mode in ("P", "PA"):
         pal = pil.palette
@@ -297,6 +296,7 @@ def decode_image_bytes(data: bytes, name: str = "The image") -> LoadedImage:
         raise ImageError(f"{name} is empty.")
     if _is_jxl(data):
         return _load_jxl(data, name)
+    Image.init()                                     # register every plugin named in PIL_READ_FORMATS (JPEG covers MPO)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -315,7 +315,7 @@ def decode_image_bytes(data: bytes, name: str = "The image") -> LoadedImage:
             im.load()
             fmt = im.format or ""
             text = {k: v for k, v in getattr(im, "text", {}).items() if isinstance(k, str) and isinstance(v, str)}
-            meta = dict(icc=im.info.get("icc_profile") or None, exif=im.info.get("exif") or None, text=text,
+            meta = dict(icc=im.info.get("icc_profile") or None, exif=_exif_of(im.info.get("exif")), text=text,
                         source_format=fmt)
             deep = _deep_colour(im, data, fmt)
             if deep is not None:
@@ -327,6 +327,18 @@ def decode_image_bytes(data: bytes, name: str = "The image") -> LoadedImage:
             raise
         except Exception as exc:  # noqa: BLE001
             raise ImageError(f"{name} is damaged or truncated ({_short(exc)}).") from None
+
+
+EXIF_PREFIX = b"Exif\x00\x00"
+
+
+def _exif_of(exif) -> bytes | None:
+    """EXIF as JPEG and PNG carry it through Pillow: the TIFF structure behind ``Exif\0\0`` (WebP
+    gives it without the prefix; the same bytes come out of every writer)."""
+    if not isinstance(exif, (bytes, bytearray)) or not exif:
+        return None
+    exif = bytes(exif)
+    return exif if exif.startswith(EXIF_PREFIX) else EXIF_PREFIX + exif
 
 
 def _short(exc: BaseException) -> str:
@@ -350,7 +362,7 @@ def _deep_colour(im: Image.Image, data: bytes, fmt: str) -> np.ndarray | None:
     else:
         return None
     if arr.ndim == 2:
-        arr = arr[:, :, None]
+        arr = arr.reshape(arr.shape + (1,))
     if arr.shape[:2] != (h, w) or arr.dtype != np.uint16 or not 2 <= arr.shape[2] <= 4:
         raise ImageError(f"The {fmt} file's pixel format ({arr.dtype}, {arr.shape[2]} channels) is not supported.")
     return arr
@@ -363,7 +375,7 @@ def _load_jxl(data: bytes, name: str) -> LoadedImage:
     except Exception as exc:  # noqa: BLE001 - imagecodecs raises its own error types
         raise ImageError(f"{name} is not a readable JPEG-XL file ({_short(exc)}).") from None
     if arr.ndim == 2:
-        arr = arr[:, :, None]
+        arr = arr.reshape(arr.shape + (1,))
     _check_pixels(arr.shape[1], arr.shape[0], name)
     if arr.ndim != 3 or arr.dtype not in (np.uint8, np.uint16) or not 1 <= arr.shape[2] <= 4:
         raise ImageError(f"{name} is a JPEG-XL image with {arr.dtype} samples, which shvc does not support.")
