@@ -1,25 +1,34 @@
 # Two commands do all the set-up on a fresh machine: `make run` and `make test`.
-PY ?= python3
+# `venv` creates .venv when it is missing and (re)installs the project only when pyproject.toml
+# is newer than the last install (stamp: .venv/.installed), so it costs nothing when up to date.
+
+# torch 2.13.0 has a cp311 CPU wheel here: prefer Python 3.11 when the machine has it.
+PY ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV := .venv
+BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The CPU build of torch, never a CUDA one: the local wheel folder when it holds torch 2.13.0,
+# else PyTorch's CPU index (its 2.13.0+cpu outranks PyPI's 2.13.0).
+WHEELS ?= /opt/wheels
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_SOURCE := $(if $(wildcard $(WHEELS)/torch-2.13.0*.whl),--find-links $(WHEELS),--extra-index-url $(TORCH_CPU_INDEX))
+PIP := $(BIN)/python -m pip install --quiet --no-input $(TORCH_SOURCE)
 
-.PHONY: run test venv clean install-desktop
-
-# (Re)install only when the project description changed since the last install.
-$(STAMP): pyproject.toml
-	test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install -q --upgrade pip
-	$(VENV)/bin/python -m pip install -q torch==2.13.0
-	$(VENV)/bin/python -m pip install -q -e '.[test]'
-	touch $(STAMP)
+.PHONY: venv run test clean
 
 venv: $(STAMP)
 
-run: $(STAMP)
-	$(VENV)/bin/shvc-gui
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(PIP) torch==2.13.0
+	$(PIP) -e '.[test]'
+	@touch $(STAMP)
 
-test: $(STAMP)
-	QT_QPA_PLATFORM=offscreen $(VENV)/bin/python -m pytest -q
+run: venv
+	$(BIN)/shvc-gui
+
+test: venv
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
