@@ -331,6 +331,13 @@ def test_16bit_colour_png_is_read_exactly_and_written_with_metadata(tmp_path, ch
     assert back.info["dpi"] == pytest.approx((96, 96), rel=1e-3)
 
 
+def test_16bit_rgb_png_with_colour_key(tmp_path):
+    arr = np.random.default_rng(0).integers(0, 65536, (4, 5, 3)).astype(np.uint16)
+    image_io.save_image(LoadedImage(arr, info={"transparency": (1, 2, 3)}), tmp_path / "k.png")
+    back = image_io.load_image(tmp_path / "k.png")
+    assert back.mode == "RGB;16" and np.array_equal(back.pixels, arr) and back.info["transparency"] == (1, 2, 3)
+
+
 def test_16bit_tiff_and_grey_are_read_exactly(tmp_path):
     arr = np.random.default_rng(1).integers(0, 65536, (7, 5, 3)).astype(np.uint16)
     (tmp_path / "d.tif").write_bytes(imagecodecs.tiff_encode(arr))

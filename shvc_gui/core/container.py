@@ -175,11 +175,12 @@ def _info_from_json(blob: bytes) -> dict:
 
 
 # --- header ---------------------------------------------------------------------------------------
-def _check_dims(width: int, height: int, mode: str) -> None:
+def _check_dims(width: int, height: int, mode: str, reading: bool = True) -> None:
     channels = MODE_CHANNELS.get(mode, 4)
     if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE) or width * height * channels > MAX_SUBPIXELS:
-        raise FormatError(f"The file claims an image of {width}x{height} pixels, beyond what shvc accepts "
-                          f"(at most {MAX_SIDE} pixels a side and {MAX_SUBPIXELS:,} samples).")
+        what = "The file claims an image" if reading else "An image"
+        raise FormatError(f"{what} of {width}x{height} pixels is beyond what shvc accepts "
+                          f"(at most {MAX_SIDE:,} pixels a side and {MAX_SUBPIXELS:,} samples).")
 
 
 def _meta_blocks(h: Header) -> list[tuple[int, bytes]]:
@@ -211,7 +212,7 @@ def _encode_header(h: Header) -> bytes:
         raise ValueError(f"unknown coding method {h.method!r}")
     if h.mode not in MODE_CHANNELS:
         raise ValueError(f"unknown pixel format {h.mode!r}")
-    _check_dims(h.width, h.height, h.mode)
+    _check_dims(h.width, h.height, h.mode, reading=False)
     sha = bytes.fromhex(h.weights_sha256) if h.weights_sha256 else b""
     if sha and len(sha) != 32:
         raise ValueError("weights_sha256 must be 32 bytes (64 hex digits)")

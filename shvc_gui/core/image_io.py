@@ -352,6 +352,9 @@ def _deep_colour(im: Image.Image, data: bytes, fmt: str) -> np.ndarray | None:
     w, h = im.size
     if fmt == "PNG" and data[12:16] == b"IHDR" and data[24] == 16 and data[25] in (2, 4, 6):
         arr = imagecodecs.png_decode(data)
+        expected = {2: 3, 4: 2, 6: 4}[data[25]]
+        if arr.ndim == 3 and arr.shape[2] > expected:     # a tRNS colour key expanded to alpha: drop it
+            arr = np.ascontiguousarray(arr[:, :, :expected])   # (the key itself stays in info)
     elif fmt == "TIFF" and hasattr(im, "tag_v2"):
         bps = im.tag_v2.get(258, (8,))
         bps = bps if isinstance(bps, tuple) else (bps,)
@@ -581,6 +584,24 @@ def to_display(img: LoadedImage) -> np.ndarray:
 
 
 # --- writing -----------------------------------------------------------------------------------
+def _read_umask() -> int:
+    """The process umask, read without changing it (os.umask is process-wide: setting it, even for
+    a moment, would race with threads creating files)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)                       # no /proc: read it once, at import
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 def _exists_error(path: Path) -> ShvcError:
     return ShvcError(f"{path} already exists; use --force (or confirm) to replace it.")
 
@@ -598,9 +619,7 @@ def atomic_write(path, data: bytes, force: bool = False) -> None:
     except OSError as exc:
         raise ShvcError(f"Cannot write to {folder} ({exc.strerror or exc}).") from None
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)                # as a plain open() would have made it
+        os.chmod(tmp, 0o666 & ~_UMASK)               # as a plain open() would have made it
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
