@@ -98,7 +98,7 @@ def compress_image(img: LoadedImage, *, model=None, variant: str | None = None, 
     w, h = img.size
     rgb, embedded, method = image_io.split_for_coding(img)
     header = container.Header(w, h, img.mode, method, source_format=img.source_format, bit_depth=img.bit_depth,
-                              icc=img.icc, exif=img.exif, text=dict(img.text),
+                              icc=img.icc, exif=img.exif, text=dict(img.text), info=dict(img.info),
                               pixel_crc=image_io.pixel_checksum(img))
     streams = [b"", embedded or b""]
     bits_map = None
@@ -158,10 +158,9 @@ def decompress_bytes(data: bytes, *, model=None, device: str = "auto", batch_siz
         rgb = tiling.from_patches(patches, tiling.grid_of(header.height, header.width, header.patch),
                                   header.height, header.width)
     try:
-        pil = image_io.join_after_decoding(rgb, streams[1] or None, header.method)
+        img = image_io.join_after_decoding(rgb, streams[1] or None, header.method, header=header)
     except (OSError, ValueError, SyntaxError) as exc:
         raise FormatError(f"The file is corrupt (its embedded image cannot be read: {exc}).") from None
-    img = LoadedImage(pil, header.icc, header.exif, dict(header.text), header.source_format, header.bit_depth)
     if image_io.pixel_checksum(img) != header.pixel_crc:
         raise IntegrityError("Decoding finished but the pixels do not match the checksum stored in the file; "
                              "nothing was written.")
@@ -169,8 +168,9 @@ def decompress_bytes(data: bytes, *, model=None, device: str = "auto", batch_siz
 
 
 def read_header(path_or_bytes) -> container.Header:
-    data = path_or_bytes if isinstance(path_or_bytes, (bytes, bytearray)) else _read(Path(path_or_bytes), 1 << 20)
-    return container.read_header(bytes(data))
+    if isinstance(path_or_bytes, (bytes, bytearray)):
+        return container.read_header(bytes(path_or_bytes))
+    return container.read_header_file(path_or_bytes)
 
 
 def _read(path: Path, limit: int | None = None) -> bytes:
@@ -205,7 +205,11 @@ def decompress_file(src, dst=None, *, fmt=None, model=None, device="auto", batch
                     progress=None, cancel=None) -> DecompressResult:
     t0 = time.perf_counter()
     src = Path(src)
-    fmt = (fmt or (Path(dst).suffix.lstrip(".") if dst else "png") or "png").lower()
+    if fmt is None and dst is not None and Path(dst).suffix:
+        fmt = Path(dst).suffix.lstrip(".")
+    if fmt is None:                              # the first lossless format that holds the original's mode
+        fmt = image_io.preferred_format(read_header(src).mode) or "png"
+    fmt = fmt.lower()
     dst = Path(dst) if dst else default_output(src, suffix="." + fmt)
     if dst.exists() and not force:
         raise ShvcError(f"{dst} already exists; use --force (or confirm) to replace it.")

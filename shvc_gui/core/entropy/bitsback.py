@@ -34,10 +34,10 @@ import torch
 from ..errors import Cancelled, FormatError
 from ..model.layers import subpixel, subpixel_inverse
 from ..model.shvc import PIXEL_BINS, Z_BINS, IntegerSHVC, channel_mean
+from ..tiling import PAD_VALUE
 from .ans import Stack
 
 VARIANTS = ("shvc", "arib", "det")
-PAD_VALUE = 128
 MAX_POP_BITS = 24                 # constriction's precision: no symbol costs more
 
 
