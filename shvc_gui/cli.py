@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from .core.errors import ShvcError
+from .core.files import walk as _walk
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 TRAIN_COMMANDS = {"corpus": "corpus", "run": "loop", "plot": "plot", "export": "export"}
@@ -20,17 +21,6 @@ TRAIN_COMMANDS = {"corpus": "corpus", "run": "loop", "plot": "plot", "export": "
 
 def _err(msg: str) -> None:
     print(f"shvc: error: {msg}", file=sys.stderr)
-
-
-def _walk(inputs: list[str], suffixes: set[str]) -> list[Path]:
-    out = []
-    for name in inputs:
-        p = Path(name)
-        if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in suffixes)
-        else:
-            out.append(p)
-    return out
 
 
 def _bar(total: int, desc: str):
@@ -112,28 +102,12 @@ def cmd_decompress(args) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def header_dict(h, path: Path | None = None) -> dict:
-    d = {"width": h.width, "height": h.height, "mode": h.mode, "method": h.method, "model": h.model_id,
-         "weights_sha256": h.weights_sha256, "variant": h.variant, "patch": h.patch, "group_size": h.group_size,
-         "patches": h.n_patches, "payload_bits": h.total_bits, "initial_bits": h.initial_bits,
-         "model_ideal_bits": round(h.neg_elbo_bits, 1), "source_format": h.source_format,
-         "bit_depth": h.bit_depth, "metadata": {"icc": len(h.icc or b""), "exif": len(h.exif or b""),
-                                                "text": sorted(h.text)}}
-    if path is not None:
-        from .core.codec import channels_of
-        size = path.stat().st_size
-        d.update(file=str(path), bytes=size, bpd=round(8 * size / (channels_of(h.mode) * h.width * h.height), 4))
-    from .core.container import VERSION
-    d["format_version"] = VERSION
-    return d
-
-
 def cmd_info(args) -> int:
     from .core import codec
     failed = 0
     for name in args.inputs:
         try:
-            d = header_dict(codec.read_header(Path(name)), Path(name))
+            d = codec.describe(codec.read_header(Path(name)), Path(name))
         except ShvcError as exc:
             failed += 1
             _err(f"{name}: {exc}")

@@ -1,8 +1,6 @@
 """The .shvc container, any image size and mode, metadata, bad input, the golden file and the CLI."""
 
-import io
 import json
-import zlib
 
 import numpy as np
 import pytest
@@ -12,7 +10,7 @@ from PIL import Image
 
 from shvc_gui import cli
 from shvc_gui.core import codec, container, image_io, tiling
-from shvc_gui.core.errors import FormatError, IntegrityError, ShvcError, WeightsError
+from shvc_gui.core.errors import FormatError, IntegrityError, WeightsError
 from shvc_gui.core.model.testing import synthetic_photo
 
 DATA = __import__("pathlib").Path(__file__).parent / "data"

@@ -7,8 +7,7 @@ import torch
 from shvc_gui.core.model.hparams import HParams
 from shvc_gui.core.model.layers import subpixel, subpixel_inverse
 from shvc_gui.core.model.likelihoods import PREC, integer_cdf, log_prob_float
-from shvc_gui.core.model.shvc import SHVC, IntegerSHVC, arib_penalty, channel_mean
-from shvc_gui.core.model.testing import tiny_model
+from shvc_gui.core.model.shvc import SHVC, arib_penalty, channel_mean
 
 
 @pytest.mark.parametrize("k", [2, 4])

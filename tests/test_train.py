@@ -12,7 +12,7 @@ from PIL import Image
 
 from shvc_gui.core.errors import WeightsError
 from shvc_gui.core.model.testing import synthetic_photo
-from shvc_gui.core.weights import load_integer_weights, load_model
+from shvc_gui.core.weights import load_model
 from shvc_gui.train.corpus import build_from_images
 from shvc_gui.train.loop import Trainer, load_checkpoint, parse_args, hparams_from_args
 

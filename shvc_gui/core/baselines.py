@@ -106,5 +106,14 @@ def measure(codec: str, pixels: np.ndarray) -> BaselineResult:
                           "" if ok else "NOT lossless")
 
 
+def comparable_pixels(img) -> np.ndarray | None:
+    """The uint8 array the classic codecs are given for a LoadedImage: the same samples the .shvc
+    file holds, so bits per dimension compare like for like (None for modes they cannot take)."""
+    px = img.pixels
+    if px.dtype != np.uint8 or img.mode not in ("RGB", "RGBA", "L"):
+        return None
+    return px[:, :, 0] if img.mode == "L" else px
+
+
 def measure_all(pixels: np.ndarray, codecs=("png", "webp", "jxl", "flif")) -> dict[str, BaselineResult]:
     return {c: measure(c, pixels) for c in codecs}

@@ -173,6 +173,21 @@ def read_header(path_or_bytes) -> container.Header:
     return container.read_header_file(path_or_bytes)
 
 
+def describe(h: container.Header, path: Path | None = None) -> dict:
+    """What ``shvc info`` and the GUI show about a .shvc file (JSON-friendly)."""
+    d = {"width": h.width, "height": h.height, "mode": h.mode, "method": h.method, "model": h.model_id,
+         "weights_sha256": h.weights_sha256, "variant": h.variant, "patch": h.patch, "group_size": h.group_size,
+         "patches": h.n_patches, "payload_bits": h.total_bits, "initial_bits": h.initial_bits,
+         "model_ideal_bits": round(h.neg_elbo_bits, 1), "source_format": h.source_format,
+         "bit_depth": h.bit_depth, "metadata": {"icc": len(h.icc or b""), "exif": len(h.exif or b""),
+                                                "text": sorted(h.text), "info": sorted(h.info)}}
+    if path is not None:
+        size = Path(path).stat().st_size
+        d.update(file=str(path), bytes=size, bpd=round(8 * size / (channels_of(h.mode) * h.width * h.height), 4))
+    d["format_version"] = h.version
+    return d
+
+
 def _read(path: Path, limit: int | None = None) -> bytes:
     try:
         with open(path, "rb") as f:
@@ -186,13 +201,16 @@ def default_output(src: Path, out_dir: Path | None = None, suffix: str = ".shvc"
 
 
 def compress_file(src, dst=None, *, model=None, variant=None, device="auto", batch_size=None, force=False,
-                  progress=None, cancel=None) -> CompressResult:
+                  progress=None, cancel=None, img: LoadedImage | None = None) -> CompressResult:
+    """Compress the image file ``src`` into ``dst`` (default: NAME.shvc beside it). ``img``: the
+    already loaded ``src``, when the caller has it."""
     src = Path(src)
     dst = Path(dst) if dst else default_output(src)
     if dst.exists() and not force:
         raise ShvcError(f"{dst} already exists; use --force (or confirm) to replace it.")
     emit(progress, "read", 0, 1, src.name)
-    img = image_io.load_image(src)
+    if img is None:
+        img = image_io.load_image(src)
     data, result = compress_image(img, model=model, variant=variant, device=device, batch_size=batch_size,
                                   progress=progress, cancel=cancel, original_bytes=src.stat().st_size)
     check_cancel(cancel, "Compression")
