@@ -104,8 +104,8 @@ class _Group:
     """The tensors of one group of patches, and the code that moves them through the stack."""
 
     def __init__(self, model: IntegerSHVC, stack: Stack, valid: torch.Tensor, patch: int,
-                 net_batch: int, device: torch.device, stats: dict):
-        self.m, self.st, self.hp, self.stats = model, stack, model.hp, stats
+                 net_batch: int, device: torch.device, stats: dict, cancel: threading.Event | None = None):
+        self.m, self.st, self.hp, self.stats, self.cancel = model, stack, model.hp, stats, cancel
         self.net_batch, self.device = net_batch, device
         g = valid.shape[0]
         rows = torch.arange(patch).view(1, patch, 1)
@@ -116,9 +116,15 @@ class _Group:
         self.bits = torch.zeros(g, patch * patch, dtype=torch.float64)
 
     # --- pixels ---------------------------------------------------------------------------
+    def _net(self, fn, net_batch, *tensors):
+        """A network call over the group (checks for cancellation first: a group can take seconds)."""
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled("The job was cancelled.")
+        return _batched(self.stats, fn, net_batch, *tensors)
+
     def _pixel_units(self, X, idx_blocks, mask_blocks, j, z1):
         """Parameters of sub-image j for every channel, given the full X (encoder only)."""
-        logit, mu, ls, beta = _batched(self.stats, lambda a, b: self.m.pixel_params(j, a, b), self.net_batch, X, z1)
+        logit, mu, ls, beta = self._net(lambda a, b: self.m.pixel_params(j, a, b), self.net_batch, X, z1)
         xs = X[:, j]
         return [(c, channel_mean(mu, beta, [xs[:, i] for i in range(c)], c, exact=True), ls[:, c], logit[:, c])
                 for c in range(3)]
@@ -142,7 +148,7 @@ class _Group:
     def pop_pixels(self, X, blocks, idxb, maskb, z1):
         """Pop sub-images ``blocks`` into X (in place), sub-image by sub-image, channel by channel."""
         for j in blocks:
-            logit, mu, ls, beta = _batched(self.stats, lambda a, b: self.m.pixel_params(j, a, b), self.net_batch, X, z1)
+            logit, mu, ls, beta = self._net(lambda a, b: self.m.pixel_params(j, a, b), self.net_batch, X, z1)
             m = maskb[:, j, 0]
             prev = []
             for c in range(3):
@@ -154,7 +160,7 @@ class _Group:
 
     # --- latents --------------------------------------------------------------------------
     def _prior_params(self, i, j, G, above):
-        return _batched(self.stats, lambda a, b: self.m.prior_z(i, j, a, b), self.net_batch, G, above)
+        return self._net(lambda a, b: self.m.prior_z(i, j, a, b), self.net_batch, G, above)
 
     def push_prior(self, i, z, above):
         """Push z_i ~ p(z_i | z_i+1) (all sub-images; teacher-forced parameters)."""
@@ -179,8 +185,8 @@ class _Group:
     def posterior(self, i, src):
         """(mu, ls) of q(z_i | .) from x sub-images (i = 1) or z_{i-1}."""
         if i == 1:
-            return _batched(self.stats, self.m.posterior_z1, self.net_batch, src)
-        return _batched(self.stats, lambda a: self.m.posterior_z(i - 1, a), self.net_batch, src)
+            return self._net(self.m.posterior_z1, self.net_batch, src)
+        return self._net(lambda a: self.m.posterior_z(i - 1, a), self.net_batch, src)
 
     def pop_posterior(self, i, src):
         mu, ls = self.posterior(i, src)
@@ -340,7 +346,7 @@ def _encode_stream(model, x_all, valid, variant, group_size, net_batch, dev, pro
     for a, b in _groups(n, group_size):
         if cancel is not None and cancel.is_set():
             raise Cancelled("Compression was cancelled.")
-        grp = _Group(model, st, valid[a:b], p, net_batch, dev, stats)
+        grp = _Group(model, st, valid[a:b], p, net_batch, dev, stats, cancel)
         x = x_all[a:b].to(dev)
         x = torch.where(grp.mask, x, torch.full_like(x, PAD_VALUE))
         grp.encode(x, variant)
@@ -393,7 +399,7 @@ def _decode_stream(model, payload_words, prefix, valid, variant, group_size, net
     for a, b in reversed(_groups(n, group_size)):
         if cancel is not None and cancel.is_set():
             raise Cancelled("Decompression was cancelled.")
-        grp = _Group(model, st, valid[a:b], p, net_batch, dev, stats)
+        grp = _Group(model, st, valid[a:b], p, net_batch, dev, stats, cancel)
         x = grp.decode((b - a, 3, p, p), variant)
         out[a:b] = x.clamp(0, 255).to(torch.uint8).cpu().numpy()
         prog.add(b - a)

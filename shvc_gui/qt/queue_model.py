@@ -1,0 +1,274 @@
+"""The compression queue as a Qt table model: one row per image, then a total row.
+
+Columns: image (thumbnail and name), dimensions, original size, status (with progress), .shvc size,
+BPD, initial-bit overhead, and the BPD of each comparison codec. In every row the best (lowest) BPD
+is marked bold on a tinted background.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
+from PySide6.QtGui import QBrush, QColor, QFont, QPixmap
+
+from ..core.baselines import LABELS, BaselineResult
+from ..core.codec import CompressResult, channels_of
+from .imaging import to_qimage
+
+COMPARISON = ("png", "webp", "jxl", "flif")
+(COL_IMAGE, COL_DIMS, COL_ORIGINAL, COL_STATUS, COL_SHVC, COL_BPD, COL_OVERHEAD) = range(7)
+COL_CODEC = {c: 7 + i for i, c in enumerate(COMPARISON)}
+HEADERS = ["Image", "Dimensions", "Original", "Status", ".shvc size", "BPD", "Initial bits"] + \
+          [LABELS[c] for c in COMPARISON]
+BPD_COLUMNS = {"shvc": COL_BPD, **COL_CODEC}
+
+WAITING, RUNNING, PAUSED, DONE, FAILED, CANCELLED, SKIPPED = (
+    "Waiting", "Compressing", "Paused", "Done", "Failed", "Cancelled", "Skipped")
+_ids = itertools.count(1)
+
+
+@dataclass
+class QueueItem:
+    src: Path
+    id: int = field(default_factory=lambda: next(_ids))
+    dst: Path | None = None
+    width: int = 0
+    height: int = 0
+    original_bytes: int = 0
+    thumbnail: QPixmap | None = None
+    status: str = WAITING
+    stage: str = ""
+    fraction: float = 0.0
+    message: str = ""                                 # error text or progress detail
+    result: CompressResult | None = None
+    baselines: dict[str, BaselineResult] = field(default_factory=dict)
+
+    @property
+    def active(self) -> bool:
+        return self.status in (WAITING, RUNNING, PAUSED)
+
+    def bpd(self) -> dict[str, float | None]:
+        """codec -> BPD for this image (None: not available); 'shvc' first."""
+        out: dict[str, float | None] = {}
+        if self.result is not None:
+            out["shvc"] = self.result.bpd
+        for c in COMPARISON:
+            if c in self.baselines:
+                out[c] = self.baselines[c].bpd
+        return out
+
+    def best_codec(self) -> str | None:
+        vals = {c: v for c, v in self.bpd().items() if v is not None}
+        return min(vals, key=vals.get) if vals else None
+
+
+def human_bytes(n: float | None) -> str:
+    if n is None:
+        return ""
+    sign = "-" if n < 0 else ""
+    n = abs(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{sign}{n:.0f} {unit}" if unit == "B" else f"{sign}{n:.1f} {unit}"
+        n /= 1000
+    return ""
+
+
+class QueueModel(QAbstractTableModel):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.items: list[QueueItem] = []
+        self.flif_available = True
+
+    # -- structure --------------------------------------------------------------------------------
+    def rowCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else (len(self.items) + 1 if self.items else 0)
+
+    def columnCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(HEADERS)
+
+    def headerData(self, section, orientation, role=Qt.DisplayRole):
+        if orientation == Qt.Horizontal and role == Qt.DisplayRole:
+            return HEADERS[section]
+        if orientation == Qt.Horizontal and role == Qt.ToolTipRole:
+            return COLUMN_TIPS.get(section)
+        return None
+
+    def flags(self, index):
+        if self.is_total(index.row()):
+            return Qt.ItemIsEnabled
+        return Qt.ItemIsEnabled | Qt.ItemIsSelectable
+
+    def is_total(self, row: int) -> bool:
+        return row == len(self.items)
+
+    # -- items ------------------------------------------------------------------------------------
+    def add(self, item: QueueItem) -> None:
+        if not self.items:
+            self.beginInsertRows(QModelIndex(), 0, 1)
+        else:
+            self.beginInsertRows(QModelIndex(), len(self.items), len(self.items))
+        self.items.append(item)
+        self.endInsertRows()
+        self._total_changed()
+
+    def remove_rows(self, rows: list[int]) -> list[QueueItem]:
+        removed = []
+        for row in sorted({r for r in rows if 0 <= r < len(self.items)}, reverse=True):
+            last = len(self.items) == 1
+            self.beginRemoveRows(QModelIndex(), row, row + 1 if last else row)
+            removed.append(self.items.pop(row))
+            self.endRemoveRows()
+        self._total_changed()
+        return removed
+
+    def item(self, item_id: int) -> QueueItem | None:
+        return next((it for it in self.items if it.id == item_id), None)
+
+    def row_of(self, item_id: int) -> int:
+        return next((i for i, it in enumerate(self.items) if it.id == item_id), -1)
+
+    def has_source(self, path: Path) -> bool:
+        return any(it.src == path and it.active for it in self.items)
+
+    def changed(self, item_id: int) -> None:
+        row = self.row_of(item_id)
+        if row >= 0:
+            self.dataChanged.emit(self.index(row, 0), self.index(row, len(HEADERS) - 1))
+            self._total_changed()
+
+    def _total_changed(self) -> None:
+        if self.items:
+            r = len(self.items)
+            self.dataChanged.emit(self.index(r, 0), self.index(r, len(HEADERS) - 1))
+
+    # -- totals -----------------------------------------------------------------------------------
+    def totals(self) -> dict:
+        """Over finished images: bytes saved, mean BPD of the .shvc files, and per codec
+        8 * bytes / dims over the images every shown codec finished (like for like)."""
+        done = [it for it in self.items if it.result is not None]
+        out = {"images": len(done), "saved": 0, "bpd": {}}
+        if not done:
+            return out
+        out["saved"] = sum(it.original_bytes - it.result.n_bytes for it in done)
+        for c in ("shvc",) + COMPARISON:
+            rows = [it for it in done if it.bpd().get(c) is not None]
+            if rows and len(rows) == len(done):
+                bits = sum(it.bpd()[c] * _dims(it) for it in rows)
+                out["bpd"][c] = bits / sum(_dims(it) for it in rows)
+        return out
+
+    # -- display ----------------------------------------------------------------------------------
+    def data(self, index, role=Qt.DisplayRole):
+        if not index.isValid():
+            return None
+        row, col = index.row(), index.column()
+        if self.is_total(row):
+            return self._total_data(col, role)
+        it = self.items[row]
+        if role == Qt.DisplayRole:
+            return self._text(it, col)
+        if role == Qt.DecorationRole and col == COL_IMAGE:
+            return it.thumbnail
+        if role == Qt.ToolTipRole:
+            if col == COL_STATUS and it.message:
+                return it.message
+            if col == COL_IMAGE:
+                return str(it.src) + (f"\n→ {it.dst}" if it.dst else "")
+            if col in COL_CODEC.values():
+                c = COMPARISON[col - 7]
+                r = it.baselines.get(c)
+                return f"{LABELS[c]}: {r.n_bytes} bytes, encode {r.encode_s:.2f} s" if r and r.n_bytes else None
+        if role == Qt.TextAlignmentRole and col not in (COL_IMAGE, COL_STATUS):
+            return int(Qt.AlignRight | Qt.AlignVCenter)
+        if role == ProgressRole:
+            return it.fraction if it.status == RUNNING else None
+        best = it.best_codec()
+        if best is not None and col == BPD_COLUMNS.get(best):
+            if role == Qt.FontRole:
+                f = QFont()
+                f.setBold(True)
+                return f
+            if role == Qt.BackgroundRole:
+                return QBrush(QColor(60, 170, 90, 70))
+        if role == Qt.ForegroundRole and col == COL_STATUS and it.status == FAILED:
+            return QBrush(QColor(200, 40, 40))
+        return None
+
+    def _text(self, it: QueueItem, col: int) -> str | None:
+        r = it.result
+        if col == COL_IMAGE:
+            return it.src.name
+        if col == COL_DIMS:
+            return f"{it.width} × {it.height}" if it.width else ""
+        if col == COL_ORIGINAL:
+            return human_bytes(it.original_bytes)
+        if col == COL_STATUS:
+            if it.status == RUNNING:
+                return f"{it.stage.capitalize() or 'Starting'} {100 * it.fraction:.0f} %"
+            return it.status if it.status != FAILED else f"Failed: {it.message}"
+        if r is None:
+            return ""
+        if col == COL_SHVC:
+            return human_bytes(r.n_bytes)
+        if col == COL_BPD:
+            return f"{r.bpd:.3f}"
+        if col == COL_OVERHEAD:
+            if r.method == "fallback":
+                return "no model"
+            return f"{r.initial_bits} b ({100 * r.overhead_fraction:.2f} %)"
+        if col in COL_CODEC.values():
+            c = COMPARISON[col - 7]
+            b = it.baselines.get(c)
+            if b is None:
+                return "not installed" if c == "flif" and not self.flif_available else ""
+            return f"{b.bpd:.3f}" if b.bpd is not None else b.note
+        return ""
+
+    def _total_data(self, col: int, role):
+        t = self.totals()
+        if role == Qt.FontRole:
+            f = QFont()
+            f.setBold(True)
+            return f
+        if role == Qt.TextAlignmentRole and col not in (COL_IMAGE, COL_STATUS):
+            return int(Qt.AlignRight | Qt.AlignVCenter)
+        if role != Qt.DisplayRole:
+            return None
+        if col == COL_IMAGE:
+            return f"Total ({t['images']} of {len(self.items)} done)"
+        if col == COL_ORIGINAL:
+            return human_bytes(sum(it.original_bytes for it in self.items if it.result is not None)) \
+                if t["images"] else ""
+        if col == COL_STATUS:
+            return f"saved {human_bytes(t['saved'])}" if t["images"] else ""
+        if col == COL_SHVC:
+            return human_bytes(sum(it.result.n_bytes for it in self.items if it.result is not None)) \
+                if t["images"] else ""
+        codec = next((c for c, k in BPD_COLUMNS.items() if k == col), None)
+        if codec and codec in t["bpd"]:
+            return f"{t['bpd'][codec]:.3f}"
+        return ""
+
+
+ProgressRole = Qt.UserRole + 1
+COLUMN_TIPS = {
+    COL_BPD: "Bits per dimension of the .shvc file: 8 × file bytes / (channels × width × height)",
+    COL_OVERHEAD: "Initial bits: bits the bits-back coder had to pay at the start and never got back "
+                  "(and their share of the file)",
+    COL_STATUS: "Double-click a row to see its image and where its bits go",
+}
+
+
+def _dims(it: QueueItem) -> int:
+    r = it.result
+    return channels_of(r.mode) * r.width * r.height
+
+
+def pixmap_of(arr: np.ndarray) -> QPixmap:
+    return QPixmap.fromImage(to_qimage(arr))
+
