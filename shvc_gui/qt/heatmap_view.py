@@ -109,15 +109,13 @@ class SyncedImageViews(QWidget):
         self.right_stack.addWidget(self.right)
         self.right_stack.addWidget(self.message)
         self.legend = ColourBar()
-        right_pane = QWidget()
-        rl = QVBoxLayout(right_pane)
-        rl.setContentsMargins(0, 0, 0, 0)
-        rl.addWidget(self.right_stack, 1)
-        rl.addWidget(self.legend)
-        self.right_pane = right_pane
+        self.legend.setMinimumWidth(260)
         self.split = QSplitter()
         self.split.addWidget(self.left)
-        self.split.addWidget(right_pane)
+        self.split.addWidget(self.right_stack)
+        self.split.setStretchFactor(0, 1)
+        self.split.setStretchFactor(1, 1)
+        self.split.setSizes([1000, 1000])         # equal halves: the same pixels line up
 
         self.zoom_label = QLabel()
         buttons = QHBoxLayout()
@@ -132,6 +130,7 @@ class SyncedImageViews(QWidget):
             setattr(self, "button_" + text.lower().replace(" ", "_").replace(":", "_"), b)
         buttons.addWidget(self.zoom_label)
         buttons.addStretch(1)
+        buttons.addWidget(self.legend, 2)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(buttons)
@@ -169,7 +168,8 @@ class SyncedImageViews(QWidget):
 
     def show_heatmap(self, show: bool) -> None:
         """Hide the heatmap pane (e.g. for a decoded file, which has no bits map)."""
-        self.right_pane.setVisible(show)
+        self.right_stack.setVisible(show)
+        self.legend.setVisible(show and self.bits is not None)
 
     # -- zoom -------------------------------------------------------------------------------------
     def zoom(self) -> float:
@@ -197,8 +197,11 @@ class SyncedImageViews(QWidget):
             dst = self.right if src is self.left else self.left
             if abs(dst.zoom() - src.zoom()) > 1e-9:
                 dst.set_zoom(src.zoom())
-            dst.horizontalScrollBar().setValue(src.horizontalScrollBar().value())
-            dst.verticalScrollBar().setValue(src.verticalScrollBar().value())
+            if dst.viewport().size() == src.viewport().size():      # the usual case: pixel for pixel
+                dst.horizontalScrollBar().setValue(src.horizontalScrollBar().value())
+                dst.verticalScrollBar().setValue(src.verticalScrollBar().value())
+            else:
+                dst.centerOn(src.mapToScene(src.viewport().rect().center()))
         finally:
             self._syncing = False
         self._update_label()
