@@ -14,7 +14,7 @@ TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 TORCH_SOURCE := $(if $(wildcard $(WHEELS)/torch-2.13.0*.whl),--find-links $(WHEELS),--extra-index-url $(TORCH_CPU_INDEX))
 PIP := $(BIN)/python -m pip install --quiet --no-input $(TORCH_SOURCE)
 
-.PHONY: venv run test clean
+.PHONY: venv run test screenshots clean
 
 venv: $(STAMP)
 
@@ -29,6 +29,13 @@ run: venv
 
 test: venv
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# docs/screenshots/*.png: the window with results, taken offscreen with the shipped model on crops of
+# the validation photographs when the corpus is present (else synthetic pictures).
+screenshots: venv
+	SHVC_SCREENSHOT_DIR=docs/screenshots SHVC_SCREENSHOT_SHIPPED=1 \
+	SHVC_SCREENSHOT_IMAGES=$(wildcard data/corpus-v0/val) QT_QPA_PLATFORM=offscreen \
+	$(BIN)/python -m pytest -q tests/gui/test_screenshots.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

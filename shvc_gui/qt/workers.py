@@ -47,6 +47,12 @@ class JobControl:
             if self.cancel.is_set():
                 break
 
+    def is_set(self) -> bool:
+        """The core checks ``cancel.is_set()`` before every network call; given a JobControl as
+        ``cancel``, that check also holds the job while it is paused."""
+        self.wait_if_paused()
+        return self.cancel.is_set()
+
 
 def _set(ev: threading.Event) -> threading.Event:
     ev.set()
@@ -136,7 +142,7 @@ class Workers:
             model = self.models.get(req.variant) if image_io.coding_method(img.mode) != image_io.METHOD_FALLBACK \
                 else None
             result = codec.compress_file(req.src, req.dst, model=model, variant=req.variant, device=req.device,
-                                         force=req.force, progress=progress, cancel=ctl.cancel, img=img)
+                                         force=req.force, progress=progress, cancel=ctl, img=img)
             b.compressed.emit(req.item_id, result)
             pixels = baselines.comparable_pixels(img)
             for i, name in enumerate(req.codecs):

@@ -19,7 +19,8 @@ from shvc_gui.core import codec, container
 from shvc_gui.core.model.testing import synthetic_photo
 from shvc_gui.qt import dialogs
 from shvc_gui.qt.main_window import MainWindow
-from shvc_gui.qt.queue_model import (CANCELLED, COL_BPD, COL_CODEC, COL_OVERHEAD, COL_SHVC, DONE, RUNNING, SKIPPED,
+from shvc_gui.qt.queue_model import (CANCELLED, COL_BPD, COL_CODEC, COL_OVERHEAD, COL_SHVC, DONE, PAUSED, RUNNING,
+                                     SKIPPED,
                                      human_bytes)
 from shvc_gui.qt.settings import Settings
 
@@ -266,3 +267,34 @@ def test_app_entry_point_starts_and_reports_a_bad_file(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert "Traceback" not in p.stderr
+
+
+def test_pause_holds_the_job_and_resume_finishes_it(qtbot, window, tmp_path, trained_model):
+    arr = photo(tmp_path / "p.png", 256, 256, 11)
+    window.add_paths([tmp_path / "p.png"])
+    it = window.queue.items[0]
+    qtbot.waitUntil(lambda: it.status == RUNNING, timeout=60_000)
+    window.act_pause.trigger()
+    assert it.status == PAUSED
+    qtbot.wait(300)
+    held = (it.stage, it.fraction)
+    qtbot.wait(2000)
+    assert (it.stage, it.fraction) == held and it.status == PAUSED
+    assert not (tmp_path / "p.shvc").exists()
+    window.act_pause.trigger()
+    wait_idle(qtbot, window)
+    assert it.status == DONE
+    img, _ = codec.decompress_bytes((tmp_path / "p.shvc").read_bytes(), model=trained_model)
+    assert np.array_equal(img.pixels, arr)
+
+
+def test_remove_running_item_cancels_it(qtbot, window, tmp_path):
+    photo(tmp_path / "r.png", 256, 256, 12)
+    window.add_paths([tmp_path / "r.png"])
+    it = window.queue.items[0]
+    qtbot.waitUntil(lambda: it.status == RUNNING, timeout=60_000)
+    window.select_item(it.id)
+    window.act_remove.trigger()
+    assert window.queue.items == []
+    qtbot.waitUntil(lambda: not window.workers.controls, timeout=60_000)
+    assert not (tmp_path / "r.shvc").exists()
