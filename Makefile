@@ -14,7 +14,7 @@ TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 TORCH_SOURCE := $(if $(wildcard $(WHEELS)/torch-2.13.0*.whl),--find-links $(WHEELS),--extra-index-url $(TORCH_CPU_INDEX))
 PIP := $(BIN)/python -m pip install --quiet --no-input $(TORCH_SOURCE)
 
-.PHONY: venv run test screenshots clean
+.PHONY: venv run test screenshots install-desktop uninstall-desktop clean
 
 venv: $(STAMP)
 
@@ -29,6 +29,13 @@ run: venv
 
 test: venv
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The menu entry, icons and the image/x-shvc type (magic "SHVC") for the current user.
+install-desktop: venv
+	$(BIN)/python resources/install_desktop.py --exec "$(abspath $(BIN))/shvc-gui"
+
+uninstall-desktop:
+	python3 resources/install_desktop.py --uninstall
 
 # docs/screenshots/*.png: the window with results, taken offscreen with the shipped model on crops of
 # the validation photographs when the corpus is present (else synthetic pictures).
