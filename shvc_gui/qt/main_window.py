@@ -98,7 +98,7 @@ class MainWindow(QMainWindow):
                                        "Remove the selected images from the queue", QStyle.SP_TrashIcon)
         self.act_clear = self._action("Clear finished", self.clear_finished, None,
                                       "Remove finished, failed and cancelled images from the queue")
-        self.act_folder_open = self._action("Open containing &folder", self.open_containing_folder, "Ctrl+Shift+F",
+        self.act_folder_open = self._action("Show in &folder", self.open_containing_folder, "Ctrl+Shift+F",
                                             "Show the selected image's .shvc file in the file manager")
         self.act_open_result = self._action("Open .shvc &file", self.open_selected_result, None,
                                             "Decode the selected image's .shvc file and show it")
