@@ -1,10 +1,18 @@
-"""An image and its heatmap of bits per pixel side by side, with zoom and pan kept in sync."""
+"""An image and its heatmap of bits per pixel side by side, with zoom and pan kept in sync.
+
+Both panes are :class:`ZoomView` s of the same size showing pixmaps of the same size, so keeping
+them aligned is a matter of giving them the same transform and the same scroll bar values. Each
+change on one side (wheel, drag, buttons, scroll bars) is copied to the other side; a flag keeps
+the copy from echoing back.
+"""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QLinearGradient, QPainter, QPixmap
+from PySide6.QtCore import QPoint, QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QAction, QImage, QKeySequence, QPainter, QPixmap, QTransform
 from PySide6.QtWidgets import (QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QHBoxLayout, QLabel,
                                QPushButton, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
 
@@ -12,24 +20,28 @@ from ..core.heatmap import LUT, colorize, default_vmax, scale_ticks
 from .imaging import to_qimage
 
 MIN_ZOOM, MAX_ZOOM, STEP = 1 / 64, 64.0, 1.25
+NO_HEATMAP = "No heatmap: this image was not coded by the model."
 
 
 class ZoomView(QGraphicsView):
-    """A view of one pixmap; wheel zooms around the cursor, dragging pans."""
-    zoomed = Signal(float)
-    hovered = Signal(int, int)
+    """A view of one pixmap. The wheel zooms around the cursor, dragging pans; pixels stay sharp
+    from 1:1 up and are smoothed when the image is shrunk."""
+    zoomed = Signal()                 # the user zoomed with the wheel
+    hovered = Signal(QPointF)         # the scene (image) position under the mouse
+    left_view = Signal()              # the mouse left the view
+    resized = Signal()                # the viewport changed size
 
-    def __init__(self, parent=None):
+    def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setScene(QGraphicsScene(self))
         self.item = QGraphicsPixmapItem()
-        self.item.setTransformationMode(Qt.FastTransformation)
         self.scene().addItem(self.item)
         self.setDragMode(QGraphicsView.ScrollHandDrag)
-        self.setTransformationAnchor(QGraphicsView.AnchorUnderMouse)
+        self.setTransformationAnchor(QGraphicsView.NoAnchor)      # set_zoom keeps its own anchor
         self.setResizeAnchor(QGraphicsView.AnchorViewCenter)
         self.setMouseTracking(True)
         self.setBackgroundBrush(self.palette().window())
+        self._apply_zoom(1.0)
 
     def set_pixmap(self, pm: QPixmap) -> None:
         self.item.setPixmap(pm)
@@ -38,38 +50,63 @@ class ZoomView(QGraphicsView):
     def zoom(self) -> float:
         return self.transform().m11()
 
-    def set_zoom(self, z: float) -> None:
-        z = min(MAX_ZOOM, max(MIN_ZOOM, z))
-        self.resetTransform()
-        self.scale(z, z)
-        # nearest-neighbour from 1:1 up, smooth when shrinking
-        smooth = z < 1.0
+    def set_zoom(self, z: float, anchor: QPoint | None = None) -> None:
+        """Zoom to ``z`` keeping the image point under ``anchor`` (viewport coordinates; default
+        the centre) where it is."""
+        if anchor is None:
+            anchor = self.viewport().rect().center()
+        fixed = self.mapToScene(anchor)
+        self._apply_zoom(z)
+        moved = self.mapFromScene(fixed) - anchor
+        self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() + moved.x())
+        self.verticalScrollBar().setValue(self.verticalScrollBar().value() + moved.y())
+
+    def _apply_zoom(self, z: float) -> None:
+        z = min(MAX_ZOOM, max(MIN_ZOOM, float(z)))
+        smooth = z < 1.0                      # nearest neighbour from 1:1 up, smooth when shrinking
         self.setRenderHint(QPainter.SmoothPixmapTransform, smooth)
         self.item.setTransformationMode(Qt.SmoothTransformation if smooth else Qt.FastTransformation)
+        self.setTransform(QTransform.fromScale(z, z))
 
     def wheelEvent(self, event) -> None:
         steps = event.angleDelta().y() / 120.0
         if steps:
-            self.set_zoom(self.zoom() * STEP ** steps)
-            self.zoomed.emit(self.zoom())
+            self.set_zoom(self.zoom() * STEP ** steps, event.position().toPoint())
+            self.zoomed.emit()
         event.accept()
 
     def mouseMoveEvent(self, event) -> None:
         super().mouseMoveEvent(event)
-        pt = self.mapToScene(event.position().toPoint())
-        self.hovered.emit(int(np.floor(pt.x())), int(np.floor(pt.y())))
+        self.hovered.emit(self.mapToScene(event.position().toPoint()))
+
+    def leaveEvent(self, event) -> None:
+        super().leaveEvent(event)
+        self.left_view.emit()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.resized.emit()
 
 
 class ColourBar(QWidget):
     """The heatmap's legend: the colour ramp with ticks in bits per pixel."""
 
-    def __init__(self, parent=None):
+    def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.vmax = 0.0
-        self.setFixedHeight(34)
+        ramp = np.ascontiguousarray(LUT[None, :, :])
+        self._ramp = QImage(ramp.data, 256, 1, 3 * 256, QImage.Format_RGB888).copy()
+        fm = self.fontMetrics()
+        self.setFixedHeight(2 * fm.height() + 6)
+        self.setMinimumWidth(200)
+
+    def sizeHint(self) -> QSize:
+        return QSize(320, self.height())
 
     def set_vmax(self, vmax: float) -> None:
-        self.vmax = vmax
+        self.vmax = float(vmax)
+        self.setToolTip(f"Bits the model spends on a pixel (its channels together); the brightest colour "
+                        f"means {self.vmax:.1f} bits or more")
         self.update()
 
     def paintEvent(self, event) -> None:
@@ -77,97 +114,136 @@ class ColourBar(QWidget):
             return
         p = QPainter(self)
         fm = p.fontMetrics()
-        w = self.width() - 20 - fm.horizontalAdvance("  bits/pixel")
-        grad = QLinearGradient(10, 0, 10 + w, 0)
-        for i in range(0, 256, 16):
-            grad.setColorAt(i / 255, QColor(*map(int, LUT[i])))
-        grad.setColorAt(1.0, QColor(*map(int, LUT[255])))
-        p.fillRect(QRectF(10, 2, w, 12), grad)
+        caption = "bits/pixel"
+        x0 = 4 + fm.horizontalAdvance("0") / 2
+        w = max(40.0, self.width() - x0 - 12 - fm.horizontalAdvance(caption))
+        ramp_h = fm.height() - 2
+        p.setRenderHint(QPainter.SmoothPixmapTransform, True)
+        p.drawImage(QRectF(x0, 1, w, ramp_h), self._ramp)
         p.setPen(self.palette().color(self.foregroundRole()))
+        p.drawText(QPointF(x0 + w + 8, 1 + fm.ascent()), caption)
         for t in scale_ticks(self.vmax):
-            x = 10 + w * t / self.vmax
-            p.drawLine(int(x), 14, int(x), 18)
-            lbl = f"{t:g}"
-            p.drawText(int(x - fm.horizontalAdvance(lbl) / 2), 18 + fm.ascent(), lbl)
-        p.drawText(int(14 + w), 2 + fm.ascent(), " bits/pixel")
-        self.setToolTip(f"Bits per pixel (all channels); the brightest colour means {self.vmax:.1f} or more")
+            x = x0 + w * t / self.vmax
+            p.drawLine(QPointF(x, ramp_h + 1), QPointF(x, ramp_h + 4))
+            label = f"{t:g}"
+            p.drawText(QPointF(x - fm.horizontalAdvance(label) / 2, ramp_h + 4 + fm.ascent()), label)
 
 
 class SyncedImageViews(QWidget):
-    """``set_images(rgb, bits_map)``; ``hovered(x, y, bits)`` as the mouse moves over either view
-    (bits is NaN without a heatmap)."""
+    """The image (left) and its heatmap of bits per pixel (right), zoomed and scrolled together.
+
+    ``set_images(rgb, bits_map)``, ``clear()``, ``zoom()``, ``set_zoom(z)``, ``fit()``;
+    ``hovered(x, y, bits)`` as the mouse moves over a pixel of either view (bits is NaN without a
+    heatmap). After ``fit()`` (and after ``set_images``) the image keeps fitting as the widget is
+    resized, until the user zooms.
+    """
     hovered = Signal(int, int, float)
 
-    def __init__(self, parent=None):
+    def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.bits: np.ndarray | None = None
+        self._syncing = False
+        self._fitting = True
+
         self.left, self.right = ZoomView(), ZoomView()
-        self.message = QLabel("No heatmap: this image was not coded by the model.")
+        self.message = QLabel(NO_HEATMAP)
         self.message.setAlignment(Qt.AlignCenter)
         self.message.setWordWrap(True)
         self.right_stack = QStackedWidget()
         self.right_stack.addWidget(self.right)
         self.right_stack.addWidget(self.message)
-        self.legend = ColourBar()
-        self.legend.setMinimumWidth(260)
-        self.split = QSplitter()
+        self.split = QSplitter(Qt.Horizontal)
+        self.split.setChildrenCollapsible(False)
         self.split.addWidget(self.left)
         self.split.addWidget(self.right_stack)
         self.split.setStretchFactor(0, 1)
         self.split.setStretchFactor(1, 1)
-        self.split.setSizes([1000, 1000])         # equal halves: the same pixels line up
+        self.split.setSizes([1000, 1000])           # equal halves, so the same pixels line up
 
+        toolbar = QHBoxLayout()
+        toolbar.setContentsMargins(0, 0, 0, 0)
+        self.button_fit = self._button(toolbar, "Fit", "Show the whole image (F)", "F", self.fit)
+        self.button_1_1 = self._button(toolbar, "1:1", "One image pixel per screen pixel (1)", "1",
+                                       lambda: self.set_zoom(1.0))
+        self.button_zoom_in = self._button(toolbar, "Zoom in", "Zoom in (+, or the mouse wheel)",
+                                           QKeySequence.ZoomIn, lambda: self.set_zoom(self.zoom() * STEP))
+        self.button_zoom_out = self._button(toolbar, "Zoom out", "Zoom out (-, or the mouse wheel)",
+                                            QKeySequence.ZoomOut, lambda: self.set_zoom(self.zoom() / STEP))
         self.zoom_label = QLabel()
-        buttons = QHBoxLayout()
-        for text, slot, tip in (("Fit", self.fit, "Show the whole image"),
-                                ("1:1", lambda: self.set_zoom(1.0), "One image pixel per screen pixel"),
-                                ("Zoom in", lambda: self.set_zoom(self.zoom() * STEP), ""),
-                                ("Zoom out", lambda: self.set_zoom(self.zoom() / STEP), "")):
-            b = QPushButton(text)
-            b.setToolTip(tip or text)
-            b.clicked.connect(slot)
-            buttons.addWidget(b)
-            setattr(self, "button_" + text.lower().replace(" ", "_").replace(":", "_"), b)
-        buttons.addWidget(self.zoom_label)
-        buttons.addStretch(1)
-        buttons.addWidget(self.legend, 2)
+        self.zoom_label.setMinimumWidth(self.zoom_label.fontMetrics().horizontalAdvance("6400 %") + 8)
+        self.pixel_label = QLabel()
+        self.pixel_label.setToolTip("The pixel under the mouse and the bits the model spends on it")
+        self.legend = ColourBar()
+        policy = self.legend.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)          # the views do not jump when the legend goes
+        self.legend.setSizePolicy(policy)
+        toolbar.addWidget(self.zoom_label)
+        toolbar.addWidget(self.pixel_label, 1)
+        toolbar.addWidget(self.legend, 1)
+
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(buttons)
+        layout.addLayout(toolbar)
         layout.addWidget(self.split, 1)
 
-        self._syncing = False
-        for a, b in ((self.left, self.right), (self.right, self.left)):
-            a.zoomed.connect(lambda z, src=a: self._sync_from(src))
-            a.horizontalScrollBar().valueChanged.connect(lambda _, src=a: self._sync_from(src))
-            a.verticalScrollBar().valueChanged.connect(lambda _, src=a: self._sync_from(src))
-            a.hovered.connect(self._on_hover)
-        self._update_label()
+        for view in (self.left, self.right):
+            view.zoomed.connect(lambda src=view: self._user_zoomed(src))
+            view.horizontalScrollBar().valueChanged.connect(lambda _, src=view: self._sync_from(src))
+            view.verticalScrollBar().valueChanged.connect(lambda _, src=view: self._sync_from(src))
+            view.resized.connect(self._on_resized)
+            view.hovered.connect(self._on_hover)
+            view.left_view.connect(self.pixel_label.clear)
+        self.clear()
+
+    def _button(self, row: QHBoxLayout, text: str, tip: str, key, slot) -> QPushButton:
+        button = QPushButton(text)
+        button.setToolTip(tip)
+        button.setFocusPolicy(Qt.NoFocus)
+        button.clicked.connect(slot)
+        row.addWidget(button)
+        action = QAction(text, self)                 # the key works while focus is in this widget
+        action.setShortcut(QKeySequence(key))
+        action.setShortcutContext(Qt.WidgetWithChildrenShortcut)
+        action.triggered.connect(slot)
+        self.addAction(action)
+        return button
 
     # -- content ----------------------------------------------------------------------------------
     def set_images(self, rgb: np.ndarray, bits_map: np.ndarray | None) -> None:
+        """Show ``rgb`` ((H, W), (H, W, 3) or (H, W, 4) uint8) and the heatmap of ``bits_map``
+        ((H, W) bits per pixel, or None for a message instead of a heatmap), fitted to the view."""
+        rgb = np.asarray(rgb)
+        bits = None if bits_map is None else np.asarray(bits_map, dtype=np.float32)
+        if bits is not None and bits.shape != rgb.shape[:2]:
+            raise ValueError(f"bits map of shape {bits.shape} for an image of shape {rgb.shape}")
         self.left.set_pixmap(QPixmap.fromImage(to_qimage(rgb)))
-        self.bits = None if bits_map is None else np.asarray(bits_map, dtype=np.float32)
-        if self.bits is not None:
-            vmax = default_vmax(self.bits)
-            self.right.set_pixmap(QPixmap.fromImage(to_qimage(colorize(self.bits, vmax))))
-            self.legend.set_vmax(vmax)
-            self.right_stack.setCurrentWidget(self.right)
-            self.legend.show()
-        else:
+        self.bits = bits
+        if bits is None:
             self.right.set_pixmap(QPixmap())
             self.right_stack.setCurrentWidget(self.message)
             self.legend.hide()
+        else:
+            vmax = default_vmax(bits)
+            self.right.set_pixmap(QPixmap.fromImage(to_qimage(colorize(bits, vmax))))
+            self.right_stack.setCurrentWidget(self.right)
+            self.legend.set_vmax(vmax)
+            self.legend.setVisible(self.right_stack.isVisibleTo(self))
+        self.pixel_label.clear()
         self.fit()
 
     def clear(self) -> None:
+        self.bits = None
         self.left.set_pixmap(QPixmap())
         self.right.set_pixmap(QPixmap())
-        self.bits = None
+        self.right_stack.setCurrentWidget(self.right)
         self.legend.hide()
+        self.pixel_label.clear()
+        self.left.set_zoom(1.0)
+        self._sync_from(self.left)
+        self._fitting = True
 
     def show_heatmap(self, show: bool) -> None:
-        """Hide the heatmap pane (e.g. for a decoded file, which has no bits map)."""
+        """Show or hide the heatmap pane (a decoded .shvc file has no bits map to show)."""
         self.right_stack.setVisible(show)
         self.legend.setVisible(show and self.bits is not None)
 
@@ -176,48 +252,64 @@ class SyncedImageViews(QWidget):
         return self.left.zoom()
 
     def set_zoom(self, z: float) -> None:
+        """Zoom both views to ``z`` (1.0 = one image pixel per screen pixel) around their centre."""
+        self._fitting = False
         self.left.set_zoom(z)
         self._sync_from(self.left)
 
     def fit(self) -> None:
+        """Zoom so that the whole image shows, centred; small images are enlarged to fill the view
+        (their pixels stay sharp), which is what looking at a heatmap needs."""
         rect = self.left.scene().sceneRect()
-        vp = self.left.viewport().size()
-        if rect.isEmpty() or vp.width() < 2 or vp.height() < 2:
-            self.set_zoom(1.0)
+        room = self.left.maximumViewportSize()        # without scroll bars, which a fitted image needs none of
+        if rect.isEmpty() or room.width() < 8 or room.height() < 8:
             return
-        self.set_zoom(min(vp.width() / rect.width(), vp.height() / rect.height(), MAX_ZOOM) * 0.98)
+        z = min((room.width() - 4) / rect.width(), (room.height() - 4) / rect.height())
+        self.left.set_zoom(z)
         self.left.centerOn(rect.center())
         self._sync_from(self.left)
+        self._fitting = True
+
+    def _user_zoomed(self, src: ZoomView) -> None:
+        self._fitting = False
+        self._sync_from(src)
+
+    def _on_resized(self) -> None:
+        if self._fitting:
+            self.fit()
+        else:
+            self._sync_from(self.left)
 
     def _sync_from(self, src: ZoomView) -> None:
+        """Give the other view ``src``'s zoom and scroll position."""
         if self._syncing:
             return
         self._syncing = True
         try:
             dst = self.right if src is self.left else self.left
-            if abs(dst.zoom() - src.zoom()) > 1e-9:
+            if not math.isclose(dst.zoom(), src.zoom(), rel_tol=1e-12):
                 dst.set_zoom(src.zoom())
             if dst.viewport().size() == src.viewport().size():      # the usual case: pixel for pixel
                 dst.horizontalScrollBar().setValue(src.horizontalScrollBar().value())
                 dst.verticalScrollBar().setValue(src.verticalScrollBar().value())
-            else:
+            else:                                                    # e.g. the splitter was dragged
                 dst.centerOn(src.mapToScene(src.viewport().rect().center()))
         finally:
             self._syncing = False
-        self._update_label()
-
-    def _update_label(self) -> None:
         self.zoom_label.setText(f"{100 * self.zoom():.0f} %")
 
-    def _on_hover(self, x: int, y: int) -> None:
+    # -- hover ------------------------------------------------------------------------------------
+    def _on_hover(self, pos: QPointF) -> None:
+        x, y = math.floor(pos.x()), math.floor(pos.y())
         rect = self.left.scene().sceneRect()
         if not (0 <= x < rect.width() and 0 <= y < rect.height()):
+            self.pixel_label.clear()
             return
-        bits = float(self.bits[y, x]) if self.bits is not None and y < self.bits.shape[0] \
-            and x < self.bits.shape[1] else float("nan")
+        bits = float(self.bits[y, x]) if self.bits is not None else math.nan
+        self.pixel_label.setText(f"x {x}, y {y}" + ("" if math.isnan(bits) else f": {bits:.2f} bits"))
         self.hovered.emit(x, y, bits)
 
     def map_to_view(self, x: float, y: float, right: bool = False) -> QPointF:
-        """The viewport position of image pixel (x, y) (for tests and tooltips)."""
-        v = self.right if right else self.left
-        return QPointF(v.mapFromScene(QPointF(x, y)))
+        """The viewport position of image point (x, y) in the left (or right) view."""
+        view = self.right if right else self.left
+        return QPointF(view.mapFromScene(QPointF(x, y)))
