@@ -65,6 +65,9 @@ class MainWindow(QMainWindow):
         self._build_ui()
         self._connect_workers()
         self.resize(1280, 800)
+        geometry = self.settings.store.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
         self._update_actions()
 
     # -- construction -----------------------------------------------------------------------------
@@ -568,6 +571,7 @@ class MainWindow(QMainWindow):
             if answer != QMessageBox.Yes:
                 event.ignore()
                 return
+        self.settings.store.setValue("window/geometry", self.saveGeometry())
         self.settings.sync()
         self.workers.shutdown()
         for v in list(self.viewers):

@@ -209,7 +209,7 @@ class QueueModel(QAbstractTableModel):
             return human_bytes(it.original_bytes)
         if col == COL_STATUS:
             if it.status == RUNNING:
-                return f"{it.stage.capitalize() or 'Starting'} {100 * it.fraction:.0f} %"
+                return f"{STAGE_TEXT.get(it.stage, it.stage.capitalize() or 'Starting')} {100 * it.fraction:.0f} %"
             return it.status if it.status != FAILED else f"Failed: {it.message}"
         if r is None:
             return ""
@@ -256,6 +256,7 @@ class QueueModel(QAbstractTableModel):
 
 
 ProgressRole = Qt.UserRole + 1
+STAGE_TEXT = {"reading": "Reading", "read": "Reading", "compress": "Compressing", "baselines": "Comparing"}
 COLUMN_TIPS = {
     COL_BPD: "Bits per dimension of the .shvc file: 8 × file bytes / (channels × width × height)",
     COL_OVERHEAD: "Initial bits: bits the bits-back coder had to pay at the start and never got back "
