@@ -20,7 +20,7 @@ from shvc_gui.core.model.testing import synthetic_photo
 from shvc_gui.qt import dialogs
 from shvc_gui.qt.main_window import MainWindow
 from shvc_gui.qt.queue_model import (CANCELLED, COL_BPD, COL_CODEC, COL_OVERHEAD, COL_SHVC, DONE, PAUSED, RUNNING,
-                                     SKIPPED,
+                                     SKIPPED, WAITING,
                                      human_bytes)
 from shvc_gui.qt.settings import Settings
 
@@ -114,7 +114,7 @@ def test_ui_stays_responsive_during_a_job(qtbot, window, tmp_path):
     timer.start()
     t0 = time.monotonic()
     window.add_paths([tmp_path / "big.png"])
-    qtbot.waitUntil(lambda: window.queue.items[0].stage == "compress", timeout=60_000)
+    qtbot.waitUntil(lambda: window.queue.items[0].status != WAITING, timeout=60_000)
     for w in (900, 1100, 1000):                      # resizing while the worker codes
         window.resize(w, 700)
         qtbot.wait(100)
