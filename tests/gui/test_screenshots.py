@@ -56,7 +56,7 @@ def test_screenshots(qtbot, tmp_path, shots, trained_model):
         model = load_model()
     folder = tmp_path / "Photos"
     folder.mkdir()
-    images = _images(folder)
+    _images(folder)
     settings = Settings(QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat))
     w = MainWindow(settings, model=model)
     qtbot.addWidget(w)
