@@ -33,7 +33,7 @@ import torch
 
 from ..errors import Cancelled, FormatError
 from ..model.layers import subpixel, subpixel_inverse
-from ..model.shvc import PIXEL_BINS, Z_BINS, IntegerSHVC, channel_mean
+from ..model.shvc import PIXEL_BINS, Z_BINS, IntegerSHVC, channel_mean, pixel_centre
 from ..tiling import PAD_VALUE
 from .ans import Stack
 
@@ -125,9 +125,9 @@ class _Group:
     def _pixel_units(self, X, idx_blocks, mask_blocks, j, z1):
         """Parameters of sub-image j for every channel, given the full X (encoder only)."""
         logit, mu, ls, beta = self._net(lambda a, b: self.m.pixel_params(j, a, b), self.net_batch, X, z1)
-        xs = X[:, j]
-        return [(c, channel_mean(mu, beta, [xs[:, i] for i in range(c)], c, exact=True), ls[:, c], logit[:, c])
-                for c in range(3)]
+        xs, centre = X[:, j], pixel_centre(self.hp, X, j)
+        return [(c, channel_mean(mu, beta, [xs[:, i] for i in range(c)], c, exact=True, centre=centre), ls[:, c],
+                 logit[:, c]) for c in range(3)]
 
     def _record(self, bits, idx, mask):
         sel = idx.reshape(idx.shape[0], -1)
@@ -150,9 +150,9 @@ class _Group:
         for j in blocks:
             logit, mu, ls, beta = self._net(lambda a, b: self.m.pixel_params(j, a, b), self.net_batch, X, z1)
             m = maskb[:, j, 0]
-            prev = []
+            prev, centre = [], pixel_centre(self.hp, X, j)
             for c in range(3):
-                mc = channel_mean(mu, beta, prev, c, exact=True)
+                mc = channel_mean(mu, beta, prev, c, exact=True, centre=centre)
                 sym, _ = self.st.pop(_flat_k(mc, m), _flat_k(ls[:, c], m), _flat_k(logit[:, c], m), PIXEL_BINS)
                 plane = X[:, j, c]
                 plane[m] = sym.to(plane.device)

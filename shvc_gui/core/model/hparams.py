@@ -15,6 +15,8 @@ class HParams:
     z_channels: int = 8        # channels of every latent layer
     mixtures: int = 5          # logistic mixture components for pixels
     split: int = 2             # ArIB split s: sub-images 1..s see z, s+1..k*k do not (s = k*k: no split)
+    anchor: bool = False       # pixel means of sub-images j >= 1 relative to the co-located pixel of
+                               # sub-image 0 (else to the fixed 128); older weights have False
 
     def __post_init__(self) -> None:
         if self.k not in (2, 4):

@@ -59,24 +59,34 @@ def split_pixel(out: torch.Tensor, k_mix: int):
 
 
 def channel_mean(mu: torch.Tensor, beta: torch.Tensor, prev: list[torch.Tensor], c: int,
-                 exact: bool) -> torch.Tensor:
+                 exact: bool, centre: torch.Tensor | None = None) -> torch.Tensor:
     """Eq. 7: mean of channel c shifted linearly by already coded channels (centered symbols).
 
-    ``mu``, ``beta``: (N, 3, K, h, w); ``prev``: channels < c as (N, h, w) symbol tensors.
+    ``mu``, ``beta``: (N, 3, K, h, w); ``prev``: channels < c as (N, h, w) symbol tensors;
+    ``centre``: (N, 3, h, w) symbols the means are relative to (:func:`pixel_centre`), None for 128.
     Returns (N, K, h, w) on the 1/16-symbol grid.
     """
     base = mu[:, c]
+    if centre is not None:
+        base = base + (centre[:, c].unsqueeze(1) - 128) * MU_DEN
     if c == 0:
         return base
     idx = [[], [0], [1, 2]][c]
     acc = 0
     for i, b in enumerate(idx):
         coef = beta[:, b].clamp(-BETA_MAX, BETA_MAX)
-        acc = acc + coef * (prev[i].unsqueeze(1) - 128)
+        ref = 128 if centre is None else centre[:, i].unsqueeze(1)
+        acc = acc + coef * (prev[i].unsqueeze(1) - ref)
     scale = BETA_DEN // MU_DEN
     if exact:
         return base + torch.div(acc, scale, rounding_mode="floor")
     return base + floor_ste(acc / scale)
+
+
+def pixel_centre(hp: HParams, X: torch.Tensor, j: int) -> torch.Tensor | None:
+    """What the pixel means of sub-image ``j`` are relative to: for anchored models and j >= 1 the
+    co-located pixel of sub-image 0 (N, 3, h, w), which the decoder always has; else None (128)."""
+    return X[:, 0] if hp.anchor and j > 0 else None
 
 
 def arib_penalty(h_q: torch.Tensor, h_p: torch.Tensor) -> torch.Tensor:
@@ -110,7 +120,7 @@ class SHVC(nn.Module):
         self.prior_top = ConvNet(cz * b + b, w, d, zg, zo)
 
     # --- pieces ---------------------------------------------------------------------------
-    def _x_logp(self, xb: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    def _x_logp(self, xb: torch.Tensor, out: torch.Tensor, centre: torch.Tensor | None = None) -> torch.Tensor:
         """log p of pixel sub-images ``xb`` (M, 3, h, w) given network outputs; returns (M, 3, h, w)."""
         logit, mu, ls, beta = split_pixel(out, self.hp.mixtures)
         if self.quantize:
@@ -118,7 +128,7 @@ class SHVC(nn.Module):
         xs = xb.to(torch.float32)
         lps = []
         for c in range(3):
-            m = channel_mean(mu, beta, [xs[:, i] for i in range(c)], c, exact=False)
+            m = channel_mean(mu, beta, [xs[:, i] for i in range(c)], c, exact=False, centre=centre)
             lps.append(log_prob_float(xs[:, c], _last(m), _last(ls[:, c]), _last(logit[:, c]), PIXEL_BINS))
         return torch.stack(lps, dim=1)
 
@@ -139,6 +149,14 @@ class SHVC(nn.Module):
         cont = mu / MU_DEN + torch.exp(ls.clamp(-48, 96) / LS_DEN) * (torch.log(u) - torch.log1p(-u))
         sym = round_ste(cont.clamp(0, Z_BINS - 1))
         return sym, self._z_logp(sym, mu, ls)
+
+    def _x_logp_all(self, X: torch.Tensor):
+        """``_x_logp`` for the j-major stack of every sub-image of X (N, B, 3, h, w)."""
+        if not self.hp.anchor:
+            return self._x_logp
+        centre = torch.cat([pixel_centre(self.hp, X, j) if j else torch.full_like(X[:, 0], 128.0)
+                            for j in range(X.shape[1])], dim=0)
+        return lambda t, o: self._x_logp(t, o, centre)
 
     def _ar_logp(self, net, sym_blocks, inp_blocks, cond_of_j, logp_fn):
         """log p of every sub-image given the earlier ones, all in one network call."""
@@ -198,7 +216,7 @@ class SHVC(nn.Module):
             use = 1.0 if j < s else 0.0
             return [z1 * use, plane * use]
 
-        logp_x = self._ar_logp(self.x_net, X, Xin, x_cond, self._x_logp)   # (N, B, 3, h, w)
+        logp_x = self._ar_logp(self.x_net, X, Xin, x_cond, self._x_logp_all(X))   # (N, B, 3, h, w)
         per = lambda t: t.flatten(1).sum(1)
         nll_x = -per(logp_x)
         kl = sum(per(lq) for lq in logq) - sum(per(lp) for lp in logp_z)
@@ -218,7 +236,7 @@ class SHVC(nn.Module):
         total = torch.zeros(x.shape[0], device=x.device)
         while True:
             X = subpixel(cur, k)
-            lp = self._ar_logp(self.x_net, X, pixel_input(X), lambda j: [], self._x_logp)
+            lp = self._ar_logp(self.x_net, X, pixel_input(X), lambda j: [], self._x_logp_all(X))
             top = X.shape[-1] == 1 or X.shape[-1] % k
             total = total - (lp if top else lp[:, 1:]).flatten(1).sum(1)
             if top:
