@@ -96,7 +96,7 @@ def export(ckpt: Path, name: str, corpus: Path | None, weights_dir: Path = WEIGH
         default = manifest.setdefault("default", {})
         for v in entry["variants"]:
             default[v] = name
-        default["any"] = default.get("any") or name
+        default["any"] = name                   # what the CLI and GUI use when no variant is asked for
     (weights_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return entry
 
@@ -108,7 +108,7 @@ def main(argv=None) -> int:
     p.add_argument("--corpus", default="data/corpus", help="for the validation figures ('' to skip)")
     p.add_argument("--weights-dir", default=str(WEIGHTS_DIR))
     p.add_argument("--val-tiles", type=int, default=64)
-    p.add_argument("--no-default", action="store_true", help="do not make it the default model")
+    p.add_argument("--no-default", action="store_true", help="do not make it the default model (for its variants and when no variant is asked for)")
     args = p.parse_args(argv)
     entry = export(Path(args.checkpoint), args.name, Path(args.corpus) if args.corpus else None,
                    Path(args.weights_dir), args.val_tiles, not args.no_default)
