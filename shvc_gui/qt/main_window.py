@@ -493,12 +493,12 @@ class MainWindow(QMainWindow):
         groups = [(it.src.name, self._chart_values(it)) for it in shown]
         t = self.queue.totals()
         if len(done) > 1 and t["bpd"]:
-            groups.append((f"All {len(done)} images", {c: t["bpd"].get(c) for c in ("shvc",) + baselines_shown(self)}))
+            groups.append((f"All {len(done)} images", {c: t["bpd"].get(c) for c in ("shvc",) + self.settings.codecs}))
         self.chart.set_groups(groups)
 
     def _chart_values(self, it: QueueItem) -> dict:
         vals = it.bpd()
-        return {c: vals.get(c) for c in ("shvc",) + baselines_shown(self)}
+        return {c: vals.get(c) for c in ("shvc",) + self.settings.codecs}
 
     def _show_detail(self, it: QueueItem) -> None:
         self._preview_for = it.id
@@ -577,10 +577,6 @@ class MainWindow(QMainWindow):
         for v in list(self.viewers):
             v.close()
         super().closeEvent(event)
-
-
-def baselines_shown(win: MainWindow) -> tuple[str, ...]:
-    return tuple(win.settings.codecs)
 
 
 ABOUT = """<h3>SHVC image compressor {version}</h3>

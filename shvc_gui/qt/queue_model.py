@@ -83,6 +83,7 @@ class QueueModel(QAbstractTableModel):
         super().__init__(parent)
         self.items: list[QueueItem] = []
         self.flif_available = True
+        self._totals: dict | None = None              # cached: the total row is painted often
 
     # -- structure --------------------------------------------------------------------------------
     def rowCount(self, parent=QModelIndex()) -> int:
@@ -142,6 +143,7 @@ class QueueModel(QAbstractTableModel):
             self._total_changed()
 
     def _total_changed(self) -> None:
+        self._totals = None
         if self.items:
             r = len(self.items)
             self.dataChanged.emit(self.index(r, 0), self.index(r, len(HEADERS) - 1))
@@ -150,16 +152,20 @@ class QueueModel(QAbstractTableModel):
     def totals(self) -> dict:
         """Over finished images: bytes saved, mean BPD of the .shvc files, and per codec
         8 * bytes / dims over the images every shown codec finished (like for like)."""
-        done = [it for it in self.items if it.result is not None]
+        if self._totals is None:
+            self._totals = self._compute_totals()
+        return self._totals
+
+    def _compute_totals(self) -> dict:
+        done = [(it.bpd(), _dims(it), it) for it in self.items if it.result is not None]
         out = {"images": len(done), "saved": 0, "bpd": {}}
         if not done:
             return out
-        out["saved"] = sum(it.original_bytes - it.result.n_bytes for it in done)
+        out["saved"] = sum(it.original_bytes - it.result.n_bytes for _, _, it in done)
+        dims = sum(d for _, d, _ in done)
         for c in ("shvc",) + COMPARISON:
-            rows = [it for it in done if it.bpd().get(c) is not None]
-            if rows and len(rows) == len(done):
-                bits = sum(it.bpd()[c] * _dims(it) for it in rows)
-                out["bpd"][c] = bits / sum(_dims(it) for it in rows)
+            if all(vals.get(c) is not None for vals, _, _ in done):
+                out["bpd"][c] = sum(vals[c] * d for vals, d, _ in done) / dims
         return out
 
     # -- display ----------------------------------------------------------------------------------

@@ -31,8 +31,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..errors import Cancelled, FormatError
+from ..errors import FormatError
 from ..model.layers import subpixel, subpixel_inverse
+from ..progress import check_cancel
 from ..model.shvc import PIXEL_BINS, Z_BINS, IntegerSHVC, channel_mean, pixel_centre
 from ..tiling import PAD_VALUE
 from .ans import Stack
@@ -118,8 +119,7 @@ class _Group:
     # --- pixels ---------------------------------------------------------------------------
     def _net(self, fn, net_batch, *tensors):
         """A network call over the group (checks for cancellation first: a group can take seconds)."""
-        if self.cancel is not None and self.cancel.is_set():
-            raise Cancelled("The job was cancelled.")
+        check_cancel(self.cancel, "Coding")
         return _batched(self.stats, fn, net_batch, *tensors)
 
     def _pixel_units(self, X, idx_blocks, mask_blocks, j, z1):
@@ -344,8 +344,6 @@ def _encode_stream(model, x_all, valid, variant, group_size, net_batch, dev, pro
     seed_len = 0 if seed is None else len(seed)
     bits_map = np.zeros((n, p, p), dtype=np.float32)
     for a, b in _groups(n, group_size):
-        if cancel is not None and cancel.is_set():
-            raise Cancelled("Compression was cancelled.")
         grp = _Group(model, st, valid[a:b], p, net_batch, dev, stats, cancel)
         x = x_all[a:b].to(dev)
         x = torch.where(grp.mask, x, torch.full_like(x, PAD_VALUE))
@@ -397,8 +395,6 @@ def _decode_stream(model, payload_words, prefix, valid, variant, group_size, net
     st = Stack(words if len(words) else None)
     out = np.empty((n, 3, p, p), dtype=np.uint8)
     for a, b in reversed(_groups(n, group_size)):
-        if cancel is not None and cancel.is_set():
-            raise Cancelled("Decompression was cancelled.")
         grp = _Group(model, st, valid[a:b], p, net_batch, dev, stats, cancel)
         x = grp.decode((b - a, 3, p, p), variant)
         out[a:b] = x.clamp(0, 255).to(torch.uint8).cpu().numpy()
