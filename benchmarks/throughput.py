@@ -1,9 +1,12 @@
 """End-to-end throughput in sub-pixels per second, split into stages, against the paper and JPEG-XL.
 
     .venv/bin/python benchmarks/throughput.py [--weights PATH] [--tiles32 10000] [--photo-mp 12] [--tiles64 200]
+                                              [--photo IMAGE] [--only photo]
 
 Workloads: random 32x32 tiles (the paper's Table 2 setting: 10,000 CIFAR-sized images), one photo of
-``--photo-mp`` megapixels (synthetic, photo-like statistics) and 64x64 tiles. For each: compress and
+``--photo-mp`` megapixels (a centred crop of ``--photo``, e.g. the 5120x2880 Altai wallpaper of
+plasma-workspace-wallpapers, whose downsampled copy is a validation image of the corpus; without
+``--photo`` a synthetic one with photo-like statistics) and 64x64 tiles cut from the photo. For each: compress and
 decompress through the shvc coder (stages: tiling, network, tables+ANS, container) and JPEG-XL
 lossless effort 7 on the same pixels in the same run. Ratios are against the paper's SHVC figure,
 30.7 M sub-pixels / 4.63 s = 6.6 M sub-pixels/s (one GPU, batch 100).
@@ -19,6 +22,7 @@ import numpy as np
 import torch
 
 from shvc_gui.core import container, tiling
+from shvc_gui.core.codec import DEFAULT_GROUP
 from shvc_gui.core.entropy.bitsback import NETWORK_SECONDS, decode_patches, encode_patches
 from shvc_gui.core.errors import WeightsError
 from shvc_gui.core.model.testing import synthetic_photo
@@ -68,13 +72,30 @@ def jxl_round_trip(images: list[np.ndarray]) -> dict:
     return {"bpd": 8 * sum(map(len, blobs)) / subpixels, "enc": t1 - t0, "dec": t2 - t1}
 
 
+def _photo(path: str | None, mp: float) -> np.ndarray:
+    """A centred crop of ``mp`` megapixels (4:3, or as wide as the image allows) of ``path``, or a
+    synthetic photo of that size."""
+    side = int(round((mp * 1e6 * 4 / 3) ** 0.5))
+    if path is None:
+        return synthetic_photo(side * 3 // 4, side, seed=5)
+    from PIL import Image
+    im = np.asarray(Image.open(path).convert("RGB"))
+    h = min(im.shape[0], side * 3 // 4)
+    w = min(im.shape[1], int(round(mp * 1e6 / h)))
+    top, left = (im.shape[0] - h) // 2, (im.shape[1] - w) // 2
+    return np.ascontiguousarray(im[top:top + h, left:left + w])
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--weights")
     ap.add_argument("--tiles32", type=int, default=10000)
     ap.add_argument("--photo-mp", type=float, default=12.0)
     ap.add_argument("--tiles64", type=int, default=200)
-    ap.add_argument("--group", type=int, default=100)
+    ap.add_argument("--photo", help="a photograph to crop the photo workload from (default: synthetic)")
+    ap.add_argument("--only", choices=["tiles32", "photo", "tiles64"], action="append",
+                    help="run only these workloads (repeatable)")
+    ap.add_argument("--group", type=int, default=DEFAULT_GROUP, help="patches per group (default: the codec's)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args(argv)
     try:
@@ -82,14 +103,15 @@ def main(argv=None) -> int:
     except WeightsError:
         model = load_integer_weights(ROOT / "tests/data/trained-tiny.pt")
     variant = "det" if model.hp.deterministic else ("arib" if model.hp.split < model.hp.blocks else "shvc")
-    side = int(round((args.photo_mp * 1e6 * 4 / 3) ** 0.5))
-    photo = synthetic_photo(side * 3 // 4, side, seed=5)
+    photo = _photo(args.photo, args.photo_mp)
     big = [np.ascontiguousarray(photo[r:r + 64, c:c + 64]) for r in range(0, photo.shape[0] - 63, 64)
            for c in range(0, photo.shape[1] - 63, 64)]
     small = [np.ascontiguousarray(photo[(i * 37) % (photo.shape[0] - 32):][:32, (i * 53) % (photo.shape[1] - 32):][:, :32])
              for i in range(args.tiles32)]
-    workloads = [(f"{args.tiles32} x 32x32 tiles", small), (f"photo {photo.shape[1]}x{photo.shape[0]}", [photo]),
-                 (f"{args.tiles64} x 64x64 tiles", big[:args.tiles64])]
+    workloads = [("tiles32", f"{args.tiles32} x 32x32 tiles", small),
+                 ("photo", f"photo {photo.shape[1]}x{photo.shape[0]}", [photo]),
+                 ("tiles64", f"{args.tiles64} x 64x64 tiles", big[:args.tiles64])]
+    workloads = [(name, imgs) for key, name, imgs in workloads if not args.only or key in args.only]
     print(f"device {args.device}, torch threads {torch.get_num_threads()}, model {getattr(model, 'name', '?')} "
           f"({variant}), group {args.group}")
     print("| workload | sub-pixels | shvc bpd | compress Msub/s | decompress Msub/s | round trip Msub/s | "

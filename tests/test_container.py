@@ -50,7 +50,7 @@ def test_minimal_header_and_no_streams():
 def test_layout_starts_as_documented():
     data = small_file()
     magic, version, flags, hlen = struct.unpack_from("<4sHHI", data)
-    assert (magic, version, flags) == (b"SHVC", 1, 0)
+    assert (magic, version, flags) == (b"SHVC", C.VERSION, 0) and C.VERSION == 2
     assert struct.unpack_from("<I", data, 12 + hlen)[0] == zlib.crc32(data[12:12 + hlen])
     assert struct.unpack_from("<II", data, 12) == (200, 137)
     (n,) = struct.unpack_from("<I", data, 16 + hlen)
@@ -120,7 +120,7 @@ def test_corrupt_files(damage, message):
     _one_sentence(info.value)
 
 
-@pytest.mark.parametrize("version", [2, 9, 0xFFFF])
+@pytest.mark.parametrize("version", [3, 9, 0xFFFF])
 def test_newer_version(version):
     data = small_file()
     with pytest.raises(FormatError, match="newer") as info:

@@ -111,7 +111,8 @@ def compress_image(img: LoadedImage, *, model=None, variant: str | None = None, 
         patches, valid, grid = tiling.to_patches(rgb, model.hp.patch)
         enc = bitsback.encode_patches(
             model, patches, valid, variant, group_size=group, net_batch=group, device=resolve_device(device),
-            progress=lambda d, n: emit(progress, "compress", d, n, f"patch {d}/{n}"), cancel=cancel)
+            progress=lambda d, n: emit(progress, "compress", d, n, f"patch {d}/{n}"), cancel=cancel,
+            version=container.VERSION)
         r = enc.report
         header.model_id, header.weights_sha256, header.variant = model.name, model.sha256, variant
         header.patch, header.group_size, header.n_patches = model.hp.patch, group, len(patches)
@@ -152,7 +153,8 @@ def decompress_bytes(data: bytes, *, model=None, device: str = "auto", batch_siz
             patches = bitsback.decode_patches(
                 m, streams[0], valid, header.variant, group_size=header.group_size,
                 net_batch=batch_size or DEFAULT_GROUP, device=resolve_device(device),
-                progress=lambda d, n: emit(progress, "decompress", d, n, f"patch {d}/{n}"), cancel=cancel)
+                progress=lambda d, n: emit(progress, "decompress", d, n, f"patch {d}/{n}"), cancel=cancel,
+                version=header.version)
         except ValueError as exc:
             raise FormatError(f"The file is corrupt ({exc}).") from None
         rgb = tiling.from_patches(patches, tiling.grid_of(header.height, header.width, header.patch),

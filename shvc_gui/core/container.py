@@ -28,7 +28,7 @@ from pathlib import Path
 from .errors import FormatError, ShvcError
 
 MAGIC = b"SHVC"
-VERSION = 1
+VERSION = 2                        # 2: model payload by the pointwise rANS coder (1: whole tables)
 PREAMBLE = struct.Struct("<4sHHI")         # magic, version, flags, header length (12 bytes)
 CRC = struct.Struct("<I")
 STREAM_ENTRY = struct.Struct("<QI")        # length, CRC-32
@@ -85,7 +85,7 @@ class Header:
     exif: bytes | None = None
     text: dict[str, str] = field(default_factory=dict)     # PNG text chunks
     info: dict = field(default_factory=dict)               # dpi, gamma, srgb, transparency
-    version: int = VERSION          # the format version the file was read with
+    version: int = VERSION          # the format version (of the file it was read from)
 
     @property
     def channels(self) -> int:
@@ -274,18 +274,23 @@ def _decode_header(data, start: int, end: int, version: int) -> Header:
 
 # --- whole container --------------------------------------------------------------------------------
 def write_container(header: Header, streams: list[bytes]) -> bytes:
-    """Serialize ``header`` and the payload ``streams`` (bytes each; may be empty) into .shvc bytes."""
+    """Serialize ``header`` and the payload ``streams`` (bytes each; may be empty) into .shvc bytes.
+
+    The file gets ``header.version`` (the current one for a new header; a header read from a file
+    keeps that file's version, which names the coder of its payload)."""
     if len(streams) > MAX_STREAMS:
         raise ValueError(f"at most {MAX_STREAMS} streams")
+    if not 1 <= header.version <= VERSION:
+        raise ValueError(f"format version {header.version} cannot be written")
     hb = _encode_header(header)
-    out = [PREAMBLE.pack(MAGIC, VERSION, 0, len(hb)), hb, CRC.pack(zlib.crc32(hb)), struct.pack("<I", len(streams))]
+    out = [PREAMBLE.pack(MAGIC, header.version, 0, len(hb)), hb, CRC.pack(zlib.crc32(hb)), struct.pack("<I", len(streams))]
     out += [STREAM_ENTRY.pack(len(s), zlib.crc32(s)) for s in streams]
     out += [bytes(s) for s in streams]
     return b"".join(out)
 
 
-def _preamble(data, whole: bool = True) -> int:
-    """Check magic, version and flags; return the header length. ``whole``: ``data`` must hold the
+def _preamble(data, whole: bool = True) -> tuple[int, int]:
+    """Check magic, version and flags; return the format version and the header length. ``whole``: ``data`` must hold the
     header and its CRC too."""
     if len(data) < len(MAGIC) or bytes(data[:4]) != MAGIC:
         raise FormatError("This is not a .shvc file.")
@@ -299,16 +304,16 @@ def _preamble(data, whole: bool = True) -> int:
         raise FormatError("The file is corrupt (bad version or flags field).")
     if whole and PREAMBLE.size + hlen + CRC.size > len(data):
         raise FormatError("The file is truncated (its header ends early).")
-    return hlen
+    return version, hlen
 
 
 def _checked_header(data) -> tuple[Header, int]:
-    hlen = _preamble(data)
+    version, hlen = _preamble(data)
     start, end = PREAMBLE.size, PREAMBLE.size + hlen
     (crc,) = CRC.unpack_from(data, end)
     if zlib.crc32(memoryview(data)[start:end]) != crc:
         raise FormatError("The file is corrupt (header checksum mismatch).")
-    return _decode_header(data, start, end, VERSION), end + CRC.size
+    return _decode_header(data, start, end, version), end + CRC.size
 
 
 def read_header(data: bytes) -> Header:
@@ -348,7 +353,7 @@ def read_header_file(path) -> Header:
     try:
         with open(path, "rb") as f:
             head = f.read(PREAMBLE.size)
-            hlen = _preamble(head, whole=False)
+            _, hlen = _preamble(head, whole=False)
             size = os.fstat(f.fileno()).st_size
             if PREAMBLE.size + hlen + CRC.size > size:
                 raise FormatError("The file is truncated (its header ends early).")

@@ -1,5 +1,7 @@
-"""Rebuild the golden pair tests/data/golden.png + golden.shvc (only when the format changes on purpose:
-the golden test exists to catch changes that break files people already have).
+"""Write the golden pair of the current format version, tests/data/golden-vN.png + golden-vN.shvc.
+
+Run it only when the format version changes on purpose, and keep the pairs of older versions: the
+golden test exists to catch changes that break files people already have.
 
     .venv/bin/python tests/data/make_golden.py
 """
@@ -8,15 +10,19 @@ from pathlib import Path
 
 from PIL import Image, PngImagePlugin
 
-from shvc_gui.core import codec
+from shvc_gui.core import codec, container
 from shvc_gui.core.model.testing import synthetic_photo
 from shvc_gui.core.weights import load_integer_weights
 
 HERE = Path(__file__).parent
+# Version 1: 70x37 (whole tables). Version 2: large enough for the rANS lanes (>= 32 x 4096 sub-pixels).
+SIZE = (288, 160)
 
 if __name__ == "__main__":
+    name = f"golden-v{container.VERSION}"
     info = PngImagePlugin.PngInfo()
     info.add_itxt("Title", "shvc golden image")
-    Image.fromarray(synthetic_photo(37, 70, seed=42)).save(HERE / "golden.png", pnginfo=info, icc_profile=b"not-a-real-icc")
+    Image.fromarray(synthetic_photo(SIZE[1], SIZE[0], seed=42)).save(HERE / f"{name}.png", pnginfo=info,
+                                                                     icc_profile=b"not-a-real-icc")
     model = load_integer_weights(HERE / "trained-tiny.pt")
-    codec.compress_file(HERE / "golden.png", HERE / "golden.shvc", model=model, force=True)
+    codec.compress_file(HERE / f"{name}.png", HERE / f"{name}.shvc", model=model, force=True)

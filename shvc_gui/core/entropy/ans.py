@@ -1,4 +1,7 @@
-"""A thin wrapper over constriction's AnsCoder: push/pop of symbol runs with integer tables.
+"""The coder of format version 1: constriction's AnsCoder fed whole integer tables.
+
+Files written since format version 2 use :mod:`shvc_gui.core.entropy.rans` (pointwise tables, about
+20x faster); this one stays so that version-1 files still decode (the golden file guards it).
 
 Tables come from :func:`shvc_gui.core.model.likelihoods.integer_cdf` (rows sum to 2**PREC, every
 entry >= 1). They are handed to constriction as float64 arrays of exact integers, so its
@@ -18,8 +21,11 @@ CHUNK = 8192                      # symbols per table build (bounds memory to ~C
 _FAMILY = constriction.stream.model.Categorical(perfect=False)
 
 
-class Stack:
-    """An ANS stack. ``push``/``pop`` take symbol runs with their distribution parameters."""
+class TableStack:
+    """An ANS stack. ``push``/``pop`` take symbol runs with their distribution parameters.
+
+    The stream interface (``start``, ``cut``, ``finish``, ``resume``, ``check_finished``) is the
+    one :class:`shvc_gui.core.entropy.rans.RansStack` has; ``lanes`` means nothing here."""
 
     def __init__(self, words: np.ndarray | None = None):
         if words is None:
@@ -65,5 +71,22 @@ class Stack:
         self.popped_bits += float(bits.sum())
         return syms, bits
 
-    def words(self) -> np.ndarray:
-        return self.coder.get_compressed()
+    # --- whole stream ------------------------------------------------------------------------
+    @classmethod
+    def start(cls, seed: np.ndarray | None, lanes: int) -> "TableStack":
+        return cls(seed)
+
+    def cut(self, seed_len: int) -> int:
+        """Seed words no pop reached (constriction's low-water mark is only known to a few words)."""
+        return min(max(0, self.min_words - 3), seed_len)
+
+    def finish(self, prefix: int = 0) -> np.ndarray:
+        return self.coder.get_compressed()[prefix:]
+
+    @classmethod
+    def resume(cls, words: np.ndarray, prefix: int, lanes: int) -> "TableStack":
+        words = np.concatenate([np.zeros(prefix, dtype=np.uint32), words])
+        return cls(words if len(words) else None)
+
+    def check_finished(self, start_words: np.ndarray) -> None:
+        """Nothing to check: this coder has no end state to compare."""

@@ -17,6 +17,9 @@ Coding order of one group (encoder; the decoder runs it backwards):
 
 Within a pushed tensor the order is sub-image j = 1..k*k, then channel, so the decoder can pop
 sub-image by sub-image ("local reverse encoding"). Pixels outside ``valid`` are never coded.
+
+Payload (little-endian u32 words): ``count`` streams, [version >= 2: ``lanes`` of the rANS coder],
+``count`` x (seed words cut from the bottom, stream length), then the streams back to back.
 """
 
 from __future__ import annotations
@@ -36,10 +39,19 @@ from ..model.layers import subpixel, subpixel_inverse
 from ..progress import check_cancel
 from ..model.shvc import PIXEL_BINS, Z_BINS, IntegerSHVC, channel_mean, pixel_centre
 from ..tiling import PAD_VALUE
-from .ans import Stack
+from .ans import TableStack
+from .rans import RansStack, lanes_for
 
 VARIANTS = ("shvc", "arib", "det")
-MAX_POP_BITS = 24                 # constriction's precision: no symbol costs more
+MAX_POP_BITS = 24                 # no popped symbol costs more (both coders: tables of 2^20, >= 1 each)
+VERSIONS = (1, 2)                 # format versions whose payloads this module codes
+LATEST = max(VERSIONS)
+
+
+def _stack_class(version: int, lanes: int):
+    """Version 1: whole tables (constriction). Version 2: the pointwise rANS lanes, or whole
+    tables for a stream too small for lanes (``lanes`` 0)."""
+    return RansStack if version >= 2 and lanes else TableStack
 
 
 @dataclass
@@ -104,7 +116,7 @@ def _flat_z(t: torch.Tensor) -> torch.Tensor:
 class _Group:
     """The tensors of one group of patches, and the code that moves them through the stack."""
 
-    def __init__(self, model: IntegerSHVC, stack: Stack, valid: torch.Tensor, patch: int,
+    def __init__(self, model: IntegerSHVC, stack: "TableStack | RansStack", valid: torch.Tensor, patch: int,
                  net_batch: int, device: torch.device, stats: dict, cancel: threading.Event | None = None):
         self.m, self.st, self.hp, self.stats, self.cancel = model, stack, model.hp, stats, cancel
         self.net_batch, self.device = net_batch, device
@@ -310,8 +322,10 @@ def _stream_ranges(n: int, streams: int, group_size: int) -> list[tuple[int, int
 
 
 def auto_streams(n: int, group_size: int) -> int:
-    """Independent ANS streams for ``n`` patches: one per 4 groups, at most 64 (each costs ~100 bits)."""
-    return max(1, min(64, -(-n // (4 * group_size))))
+    """Independent ANS streams for ``n`` patches: one per 16 groups (about 12 M sub-pixels of 64x64
+    patches in groups of 64), at most 64. More streams decode on more threads, but each costs its
+    lanes' start-up bits and narrower lanes decode slower (:func:`shvc_gui.core.entropy.rans.lanes_for`)."""
+    return max(1, min(64, -(-n // (16 * group_size))))
 
 
 class _Progress:
@@ -337,11 +351,10 @@ def _map(fn, items, workers: int):
         return list(pool.map(fn, items))
 
 
-def _encode_stream(model, x_all, valid, variant, group_size, net_batch, dev, prog, cancel, stats):
+def _encode_stream(model, x_all, valid, variant, group_size, net_batch, dev, prog, cancel, stats, version, lanes):
     n, p = x_all.shape[0], model.hp.patch
     seed = _seed_words(_pop_bound(model, n, variant)) if variant != "det" else None
-    st = Stack(seed)
-    seed_len = 0 if seed is None else len(seed)
+    st = _stack_class(version, lanes).start(seed, lanes)
     bits_map = np.zeros((n, p, p), dtype=np.float32)
     for a, b in _groups(n, group_size):
         grp = _Group(model, st, valid[a:b], p, net_batch, dev, stats, cancel)
@@ -350,21 +363,24 @@ def _encode_stream(model, x_all, valid, variant, group_size, net_batch, dev, pro
         grp.encode(x, variant)
         bits_map[a:b] = grp.bits.view(b - a, p, p).numpy()
         prog.add(b - a)
-    prefix = min(max(0, st.min_words - 3), seed_len) if seed is not None else 0
-    words = st.words()[prefix:]
-    return prefix, words, 32 * (seed_len - prefix), st.pushed_bits - st.popped_bits, bits_map
+    seed_len = 0 if seed is None else len(seed)
+    prefix = st.cut(seed_len)
+    return prefix, st.finish(prefix), 32 * (seed_len - prefix), st.pushed_bits - st.popped_bits, bits_map
 
 
 def encode_patches(model: IntegerSHVC, patches: np.ndarray, valid: np.ndarray, variant: str,
                    group_size: int = 64, net_batch: int = 64, device: str = "cpu",
                    progress: Callable[[int, int], None] | None = None,
                    cancel: threading.Event | None = None, stats: dict | None = None,
-                   streams: int | None = None, workers: int | None = None) -> EncodedPatches:
+                   streams: int | None = None, workers: int | None = None,
+                   version: int = LATEST, lanes: int | None = None) -> EncodedPatches:
     """Code uint8 patches (N, 3, P, P); pixels outside ``valid`` (N, 2) are not coded.
 
     The patches are cut into ``streams`` independent ANS streams (default :func:`auto_streams`),
     coded by ``workers`` threads (default: as many as streams, at most the CPU count); both are free
-    to differ at decode time except ``streams``, which the payload records.
+    to differ at decode time except ``streams``, which the payload records. ``version``: the format
+    version whose coder writes the payload (:data:`VERSIONS`; tests write older ones); ``lanes``:
+    the rANS lanes of version 2 (default :func:`shvc_gui.core.entropy.rans.lanes_for`, 0: tables).
     ``stats``, when given, receives the seconds spent in network calls (``NETWORK_SECONDS``)."""
     stats = {} if stats is None else stats
     valid = _setup(model, patches, valid, variant, group_size, net_batch)
@@ -372,61 +388,89 @@ def encode_patches(model: IntegerSHVC, patches: np.ndarray, valid: np.ndarray, v
     model = model.to(dev)
     n = patches.shape[0]
     x_all = torch.from_numpy(np.ascontiguousarray(patches)).to(torch.int64)
+    if version not in VERSIONS:
+        raise ValueError(f"no coder for format version {version}")
     ranges = _stream_ranges(n, streams or auto_streams(n, group_size), group_size)
+    n_dims = int(3 * valid.prod(dim=1).sum())
+    lanes = lanes_for(n_dims // max(1, len(ranges))) if lanes is None else lanes
     prog = _Progress(n, progress)
     workers = workers or min(len(ranges), os.cpu_count() or 1)
     parts = _map(lambda r: _encode_stream(model, x_all[r[0]:r[1]], valid[r[0]:r[1]], variant, group_size,
-                                          net_batch, dev, prog, cancel, stats), ranges, workers)
-    head = [struct.pack("<I", len(parts))]
+                                          net_batch, dev, prog, cancel, stats, version, lanes), ranges, workers)
+    head = [struct.pack("<I", len(parts))] + ([struct.pack("<I", lanes)] if version >= 2 else [])
     head += [struct.pack("<II", prefix, len(words)) for prefix, words, *_ in parts]
     payload = b"".join(head) + b"".join(words.astype("<u4").tobytes() for _, words, *_ in parts)
     report = PatchReport(total_bits=8 * len(payload), initial_bits=sum(pt[2] for pt in parts),
                          neg_elbo_bits=sum(pt[3] for pt in parts),
                          bits_map=np.concatenate([pt[4] for pt in parts]) if parts else np.zeros((0, 1, 1), np.float32),
-                         n_dims=int(3 * valid.prod(dim=1).sum()))
+                         n_dims=n_dims)
     return EncodedPatches(payload, report)
 
 
-def _decode_stream(model, payload_words, prefix, valid, variant, group_size, net_batch, dev, prog, cancel, stats):
+def _decode_stream(model, payload_words, prefix, valid, variant, group_size, net_batch, dev, prog, cancel, stats,
+                   version, lanes):
     n, p = valid.shape[0], model.hp.patch
-    if prefix > _pop_bound(model, n, variant):
+    seed_len = _pop_bound(model, n, variant)
+    if prefix > seed_len:
         raise FormatError("The compressed stream is corrupt (impossible seed length).")
-    words = np.concatenate([np.zeros(prefix, dtype=np.uint32), payload_words])
-    st = Stack(words if len(words) else None)
+    st = _stack_class(version, lanes).resume(payload_words, prefix, lanes)
     out = np.empty((n, 3, p, p), dtype=np.uint8)
     for a, b in reversed(_groups(n, group_size)):
         grp = _Group(model, st, valid[a:b], p, net_batch, dev, stats, cancel)
         x = grp.decode((b - a, 3, p, p), variant)
         out[a:b] = x.clamp(0, 255).to(torch.uint8).cpu().numpy()
         prog.add(b - a)
+    start = _seed_words(seed_len) if variant != "det" else np.zeros(0, np.uint32)
+    start[:prefix] = 0
+    st.check_finished(start)
     return out
+
+
+def _read_payload(payload: bytes, n_ranges: int, version: int):
+    """(lanes, [(prefix, words)] per stream) from a payload, every length checked."""
+    if version not in VERSIONS:
+        raise FormatError(f"The file is corrupt (no coder for format version {version}).")
+    if len(payload) < 4 or len(payload) % 4:
+        raise FormatError("The compressed stream is truncated.")
+    words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
+    count, pos, lanes = int(words[0]), 1, 0
+    if version >= 2:
+        if len(words) < 2:
+            raise FormatError("The compressed stream is truncated.")
+        lanes, pos = int(words[1]), 2
+    if count != n_ranges or len(words) < pos + 2 * count:
+        raise FormatError("The compressed stream is corrupt (bad stream table).")
+    table = words[pos:pos + 2 * count].reshape(count, 2).astype(np.int64)
+    body = words[pos + 2 * count:]
+    if int(table[:, 1].sum()) != len(body):
+        raise FormatError("The compressed stream is truncated or corrupt (stream lengths do not add up).")
+    ends = np.cumsum(table[:, 1])
+    return lanes, [(int(prefix), body[end - length:end]) for (prefix, length), end in zip(table, ends)]
 
 
 def decode_patches(model: IntegerSHVC, payload: bytes, valid: np.ndarray, variant: str,
                    group_size: int = 64, net_batch: int = 64, device: str = "cpu",
                    progress: Callable[[int, int], None] | None = None,
                    cancel: threading.Event | None = None, stats: dict | None = None,
-                   workers: int | None = None) -> np.ndarray:
-    """Inverse of :func:`encode_patches`: returns uint8 (N, 3, P, P), padding filled with PAD_VALUE."""
+                   workers: int | None = None, version: int = LATEST) -> np.ndarray:
+    """Inverse of :func:`encode_patches`: returns uint8 (N, 3, P, P), padding filled with PAD_VALUE.
+    ``version``: the format version of the file (it names the coder)."""
     stats = {} if stats is None else stats
     valid = _setup(model, None, valid, variant, group_size, net_batch)
     n = valid.shape[0]
-    if len(payload) < 4 or len(payload) % 4:
-        raise FormatError("The compressed stream is truncated.")
-    (count,) = struct.unpack_from("<I", payload)
-    ranges = _stream_ranges(n, count, group_size) if n else []
-    if count != len(ranges) or len(payload) < 4 + 8 * count:
-        raise FormatError("The compressed stream is corrupt (bad stream table).")
-    table = [struct.unpack_from("<II", payload, 4 + 8 * i) for i in range(count)]
-    body = np.frombuffer(payload, dtype="<u4", offset=4 + 8 * count).astype(np.uint32)
-    if sum(length for _, length in table) != len(body):
-        raise FormatError("The compressed stream is truncated or corrupt (stream lengths do not add up).")
-    offsets = np.cumsum([0] + [length for _, length in table])
+    ranges = _stream_ranges(n, _stream_count(payload), group_size) if n else []
+    lanes, streams = _read_payload(payload, len(ranges), version)
     dev = torch.device(device)
     model = model.to(dev)
     prog = _Progress(n, progress)
     workers = workers or min(len(ranges), os.cpu_count() or 1)
-    outs = _map(lambda i: _decode_stream(model, body[offsets[i]:offsets[i + 1]], table[i][0],
-                                         valid[ranges[i][0]:ranges[i][1]], variant, group_size, net_batch, dev,
-                                         prog, cancel, stats), list(range(count)), workers)
+    outs = _map(lambda i: _decode_stream(model, streams[i][1], streams[i][0], valid[ranges[i][0]:ranges[i][1]],
+                                         variant, group_size, net_batch, dev, prog, cancel, stats, version, lanes),
+                list(range(len(ranges))), workers)
     return np.concatenate(outs) if outs else np.empty((0, 3, model.hp.patch, model.hp.patch), np.uint8)
+
+
+def _stream_count(payload: bytes) -> int:
+    if len(payload) < 4:
+        raise FormatError("The compressed stream is truncated.")
+    return struct.unpack_from("<I", payload)[0]

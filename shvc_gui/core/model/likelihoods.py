@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from decimal import Decimal, localcontext
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -64,57 +65,94 @@ def _decimal_luts_in_context():
 
 
 INV_SCALE_LUT, SIGMOID_LUT, WEIGHT_LUT = _decimal_luts()
-_LUT_CACHE: dict = {}
+_INV_NP = INV_SCALE_LUT.numpy()
+_SIGMOID_NP, _WEIGHT_NP = SIGMOID_LUT.numpy().astype(np.int32), WEIGHT_LUT.numpy().astype(np.int32)
 
 
-def _luts(device):
-    key = str(device)
-    if key not in _LUT_CACHE:
-        _LUT_CACHE[key] = tuple(t.to(device) for t in (INV_SCALE_LUT, SIGMOID_LUT, WEIGHT_LUT))
-    return _LUT_CACHE[key]
+class Mixture:
+    """Integer mixture parameters, normalised once, for evaluating the CDF at chosen symbol edges.
 
-
-def _sigmoid_fixed(t: torch.Tensor, sig_lut: torch.Tensor) -> torch.Tensor:
-    """Sigmoid of t (units 2^-T_BITS) from the LUT, t floored to the LUT step; units 2^-SIG_BITS.
-
-    Modifies ``t`` in place. Shifts are arithmetic (floor) on int64.
+    Built from (S, K) parameters on the grids above; clamping and the inverse-scale and weight
+    lookups happen here once. Arrays are numpy, component-major so that every operation runs
+    along the S symbols: ``inv`` and ``mu_inv`` (mu x inverse scale) int64 (K, S), ``w`` int32
+    (K, S) mixture weights, ``total`` int64 (S,) their sum in units of 2^-SIG_BITS.
     """
-    lim = SIG_RANGE << T_BITS
-    t.clamp_(-lim, lim - 1).add_(lim)                      # now in [0, 2*lim)
-    return sig_lut[t >> (T_BITS - SIG_STEP_BITS)]
+
+    def __init__(self, mu, ls, logit, n: int):
+        mu, ls = _as_int64(mu).T, _as_int64(ls).T
+        self.n = n
+        self.inv = _INV_NP[np.clip(ls, LS_MIN, LS_MAX) - LS_MIN]
+        self.mu_inv = np.clip(mu, -n * MU_DEN, 2 * n * MU_DEN) * self.inv
+        if logit is None or mu.shape[0] == 1:
+            self.w = np.ones(mu.shape, dtype=np.int32)
+        else:
+            logit = _as_int64(logit).T
+            d = np.clip(logit.max(axis=0) - logit, 0, LOGIT_SPAN)
+            self.w = _WEIGHT_NP[d]                               # max 2^W_BITS
+        self.total = self.w.sum(axis=0, dtype=np.int64) << SIG_BITS
+
+    def __len__(self) -> int:
+        return self.total.shape[0]
+
+    def rows(self, a: int, b: int) -> "Mixture":
+        """Symbols a..b-1 (contiguous copies: they are evaluated many times)."""
+        out = Mixture.__new__(Mixture)
+        out.n = self.n
+        out.inv, out.mu_inv, out.w = (np.ascontiguousarray(t[:, a:b]) for t in (self.inv, self.mu_inv, self.w))
+        out.total = self.total[a:b]
+        return out
+
+    def interior_cdf(self, v: np.ndarray) -> np.ndarray:
+        """Unnormalised CDF at the lower edge of symbols ``v`` (S,) or (E, S), 0 < v < n."""
+        t = (v * MU_DEN - MU_DEN // 2)[..., None, :] * self.inv
+        t -= self.mu_inv                                          # (edge - mu) / s in units 2^-T_BITS
+        lim = SIG_RANGE << T_BITS
+        np.clip(t, -lim, lim - 1, out=t)
+        t += lim
+        t >>= T_BITS - SIG_STEP_BITS
+        g = _SIGMOID_NP[t]
+        g *= self.w                                               # < 2^26 each, the sum < 2^29
+        return g.sum(axis=-2, dtype=np.int64)
+
+    def raw_cdf(self, v: np.ndarray) -> np.ndarray:
+        """Unnormalised CDF at the lower edge of symbols ``v`` (S,): 0 at v = 0, ``total`` at v = n."""
+        raw = self.interior_cdf(np.clip(v, 1, self.n - 1))
+        return np.where(v <= 0, 0, np.where(v >= self.n, self.total, raw))
+
+    def scale(self, raw: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """The coder's cumulative table from raw CDF values: ``C(v) = floor(raw (2^PREC - n) / total) + v``.
+
+        C(0) = 0, C(n) = 2^PREC and C(v + 1) - C(v) >= 1, so symbol v owns [C(v), C(v + 1)): one
+        point of the table costs one CDF evaluation, and no whole table is built."""
+        return raw * ((1 << PREC) - self.n) // self.total + v
+
+    def scaled_cdf(self, v: np.ndarray) -> np.ndarray:
+        return self.scale(self.raw_cdf(v), v)
+
+
+def _as_int64(t) -> np.ndarray:
+    if isinstance(t, torch.Tensor):
+        t = t.cpu().numpy()
+    return np.asarray(t, dtype=np.int64)
 
 
 def integer_cdf(mu: torch.Tensor, ls: torch.Tensor, logit: torch.Tensor | None, n: int) -> torch.Tensor:
-    """Probability tables for discretized logistic mixtures, exact in integers.
+    """Whole probability tables (the coder of format version 1), exact in integers.
 
     ``mu``, ``ls``, ``logit``: int64 of shape (S, K) (``logit`` None when K = 1).
     Returns int64 (S, n) probabilities, each >= 1, every row summing to exactly 2**PREC.
     """
-    inv_lut, sig_lut, w_lut = _luts(mu.device)
-    s, k = mu.shape
-    mu = mu.to(torch.int64).clamp(-n * MU_DEN, 2 * n * MU_DEN)
-    ls = ls.to(torch.int64).clamp(LS_MIN, LS_MAX)
-    inv = inv_lut[ls - LS_MIN]                                                 # (S, K)
-    if logit is None or k == 1:
-        w = torch.ones_like(mu)
-    else:
-        logit = logit.to(torch.int64)
-        d = (logit.amax(dim=1, keepdim=True) - logit).clamp(0, LOGIT_SPAN)
-        w = w_lut[d]                                                           # (S, K), max 2^W_BITS
-    edges = torch.arange(1, n, device=mu.device, dtype=torch.int64) * MU_DEN - MU_DEN // 2
-    cdf = torch.zeros(s, n - 1, dtype=torch.int64, device=mu.device)
-    for j in range(k):
-        t = (edges.view(1, -1) - mu[:, j:j + 1]).mul_(inv[:, j:j + 1])    # units 2^-T_BITS
-        cdf += _sigmoid_fixed(t, sig_lut).mul_(w[:, j:j + 1])
-    total = w.sum(dim=1, keepdim=True) << SIG_BITS
-    zero = torch.zeros(s, 1, dtype=torch.int64, device=mu.device)
-    cdf = torch.cat([zero, cdf, total], dim=1)
+    m = Mixture(mu, ls, logit, n)
+    s = len(m)
+    cdf = np.empty((s, n + 1), dtype=np.int64)
+    cdf[:, 0], cdf[:, n] = 0, m.total
+    for v in range(1, n):
+        cdf[:, v] = m.interior_cdf(np.full(s, v, dtype=np.int64))
     raw = cdf[:, 1:] - cdf[:, :-1]                                              # (S, n) >= 0
-    p = torch.div(raw * ((1 << PREC) - n), total, rounding_mode="floor") + 1
-    rest = (1 << PREC) - p.sum(dim=1)
-    top = p.argmax(dim=1)
-    p[torch.arange(s, device=p.device), top] += rest
-    return p
+    p = raw * ((1 << PREC) - n) // m.total[:, None] + 1
+    rest = (1 << PREC) - p.sum(axis=1)
+    p[np.arange(s), p.argmax(axis=1)] += rest
+    return torch.from_numpy(p)
 
 
 def log_prob_float(v: torch.Tensor, mu: torch.Tensor, ls: torch.Tensor, logit: torch.Tensor | None,
