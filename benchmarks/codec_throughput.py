@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from shvc_gui.core.entropy.bitsback import NETWORK_SECONDS, decode_patches, encode_patches
+from shvc_gui.core.entropy.bitsback import decode_patches, encode_patches, stage_seconds
 from shvc_gui.core.errors import WeightsError
 from shvc_gui.core.model.testing import synthetic_photo
 from shvc_gui.core.weights import load_integer_weights, load_model
@@ -61,8 +61,9 @@ def main(argv=None) -> int:
             assert np.array_equal(x, y)
             n = len(x)
             ms = lambda s: f"{1000 * s / n:.1f}"
-            print(f"| {dev} | {b} | {ms(t1 - t0)} | {ms(es[NETWORK_SECONDS])} | {ms(t1 - t0 - es[NETWORK_SECONDS])} | "
-                  f"{ms(t2 - t1)} | {ms(ds[NETWORK_SECONDS])} | {ms(t2 - t1 - ds[NETWORK_SECONDS])} | "
+            e, d = stage_seconds(es, t1 - t0), stage_seconds(ds, t2 - t1)
+            print(f"| {dev} | {b} | {ms(t1 - t0)} | {ms(e['network'])} | {ms(e['coding'])} | "
+                  f"{ms(t2 - t1)} | {ms(d['network'])} | {ms(d['coding'])} | "
                   f"{enc.report.total_bits / enc.report.n_dims:.3f} |")
     return 0
 

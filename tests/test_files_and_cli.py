@@ -27,6 +27,19 @@ def _round_trip(pil, model, **meta):
     return img, back, res, header
 
 
+@pytest.mark.parametrize("variant", ["arib", "shvc", "det"])
+def test_small_images_are_coded_in_small_tiles(variant, trained_model, tiny_det_model):
+    """An image that fits in 32x32 is coded in a 32x32 tile (a quarter of the network work of a
+    padded 64x64 one); one pixel larger, and it takes the model's own 64x64 tiles."""
+    model = tiny_det_model if variant == "det" else trained_model
+    for (h, w), patch in (((32, 20), 32), ((7, 1), 32), ((33, 20), 64)):
+        pil = Image.fromarray(_rgb(h, w, seed=w))
+        data, _ = codec.compress_image(image_io.LoadedImage(pil), model=model, variant=variant)
+        back, header = codec.decompress_bytes(data, model=model)
+        assert header.patch == patch and np.array_equal(np.asarray(back.pil), np.asarray(pil))
+    assert model.hp.patch == 64                               # the shared model itself is untouched
+
+
 @pytest.mark.parametrize("h,w", [(1, 1), (1, 300), (63, 65), (200, 137), (257, 513)])
 def test_odd_sizes_round_trip(h, w, trained_model):
     pil = Image.fromarray(_rgb(h, w, seed=h))

@@ -24,6 +24,7 @@ from .progress import ProgressCallback, check_cancel, emit
 from .weights import find_model_by_sha256, load_model
 
 DEFAULT_GROUP = 64
+SMALL_PATCH = 32        # images no larger than this on both sides are coded in tiles of this size
 MODES_CHANNELS = {"1": 1, "L": 1, "P": 1, "LA": 2, "RGB": 3, "RGBA": 4, "RGB;16": 3, "RGBA;16": 4,
                   "I;16": 1, "I": 1, "F": 1, "CMYK": 4}
 
@@ -108,6 +109,7 @@ def compress_image(img: LoadedImage, *, model=None, variant: str | None = None, 
             model = load_model(variant=variant)
         variant = variant or default_variant(model)
         group = batch_size or DEFAULT_GROUP
+        model = model_for_size(model, w, h)
         patches, valid, grid = tiling.to_patches(rgb, model.hp.patch)
         enc = bitsback.encode_patches(
             model, patches, valid, variant, group_size=group, net_batch=group, device=resolve_device(device),
@@ -128,6 +130,17 @@ def compress_image(img: LoadedImage, *, model=None, variant: str | None = None, 
     return data, result
 
 
+def model_for_size(model, w: int, h: int):
+    """The model coding tiles of SMALL_PATCH when the whole image fits in one (the networks then
+    run on a quarter of the pixels of a padded 64x64 tile), else the model as it is."""
+    if max(w, h) <= SMALL_PATCH < model.hp.patch:
+        try:
+            return model.with_patch(SMALL_PATCH)
+        except ValueError:                     # the model's latent hierarchy needs larger tiles
+            pass
+    return model
+
+
 def _model_for(header: container.Header, model=None):
     if model is not None and getattr(model, "sha256", None) == header.weights_sha256:
         return model
@@ -144,6 +157,8 @@ def decompress_bytes(data: bytes, *, model=None, device: str = "auto", batch_siz
     rgb = None
     if header.method in (image_io.METHOD_MODEL, image_io.METHOD_MODEL_ALPHA):
         m = _model_for(header, model)
+        if header.patch == SMALL_PATCH and m.hp.patch > SMALL_PATCH:
+            m = model_for_size(m, header.width, header.height)
         if m.hp.patch != header.patch or header.n_patches != int(np.prod(tiling.grid_of(header.height, header.width, header.patch))):
             raise FormatError("The file is corrupt (its patch layout does not fit the image).")
         if header.group_size < 1 or header.variant not in bitsback.VARIANTS:

@@ -24,7 +24,6 @@ Payload (little-endian u32 words): ``count`` streams, [version >= 2: ``lanes`` o
 
 from __future__ import annotations
 
-import os
 import struct
 import threading
 import time
@@ -79,7 +78,32 @@ def check_variant(model: IntegerSHVC, variant: str) -> None:
         raise ValueError("variant 'arib' needs a model trained with an ArIB split")
 
 
-NETWORK_SECONDS = "network_s"      # key of the time spent in network calls, in the ``stats`` dicts
+NETWORK_SECONDS = "network_s"      # ``stats`` keys: thread-seconds in network calls, ...
+STREAM_SECONDS = "stream_s"        # ... and in whole streams (network + tables + ANS), summed over threads
+
+
+def stage_seconds(stats: dict, wall: float) -> dict:
+    """Split ``wall`` seconds of an encode or decode into network and coding (tables + ANS) in the
+    proportion of the thread-seconds in ``stats`` (streams run in parallel, so thread-seconds add
+    up to more than the wall time)."""
+    busy = stats.get(STREAM_SECONDS, 0.0)
+    net = stats.get(NETWORK_SECONDS, 0.0)
+    f = wall / busy if busy else 0.0
+    return {"network": net * f, "coding": (busy - net) * f}
+
+
+def _timed_streams(stats: dict, fn, items, workers: int) -> list:
+    """``fn(item, own_stats)`` for every stream on ``workers`` threads; their seconds add into ``stats``."""
+    def run(item):
+        own, t0 = {}, time.perf_counter()
+        out = fn(item, own)
+        own[STREAM_SECONDS] = time.perf_counter() - t0
+        return out, own
+    results = _map(run, items, workers)
+    for _, own in results:
+        for key, value in own.items():
+            stats[key] = stats.get(key, 0.0) + value
+    return [out for out, _ in results]
 
 
 def _batched(stats: dict, fn, net_batch: int, *tensors):
@@ -377,11 +401,13 @@ def encode_patches(model: IntegerSHVC, patches: np.ndarray, valid: np.ndarray, v
     """Code uint8 patches (N, 3, P, P); pixels outside ``valid`` (N, 2) are not coded.
 
     The patches are cut into ``streams`` independent ANS streams (default :func:`auto_streams`),
-    coded by ``workers`` threads (default: as many as streams, at most the CPU count); both are free
+    coded by ``workers`` threads (default: as many as streams, at most torch's thread count, which
+    SHVC_THREADS sets); both are free
     to differ at decode time except ``streams``, which the payload records. ``version``: the format
     version whose coder writes the payload (:data:`VERSIONS`; tests write older ones); ``lanes``:
     the rANS lanes of version 2 (default :func:`shvc_gui.core.entropy.rans.lanes_for`, 0: tables).
-    ``stats``, when given, receives the seconds spent in network calls (``NETWORK_SECONDS``)."""
+    ``stats``, when given, receives thread-seconds in network calls (``NETWORK_SECONDS``) and in
+    whole streams (``STREAM_SECONDS``; the rest of a stream's time is tables + ANS)."""
     stats = {} if stats is None else stats
     valid = _setup(model, patches, valid, variant, group_size, net_batch)
     dev = torch.device(device)
@@ -394,9 +420,10 @@ def encode_patches(model: IntegerSHVC, patches: np.ndarray, valid: np.ndarray, v
     n_dims = int(3 * valid.prod(dim=1).sum())
     lanes = lanes_for(n_dims // max(1, len(ranges))) if lanes is None else lanes
     prog = _Progress(n, progress)
-    workers = workers or min(len(ranges), os.cpu_count() or 1)
-    parts = _map(lambda r: _encode_stream(model, x_all[r[0]:r[1]], valid[r[0]:r[1]], variant, group_size,
-                                          net_batch, dev, prog, cancel, stats, version, lanes), ranges, workers)
+    workers = workers or min(len(ranges), torch.get_num_threads())
+    parts = _timed_streams(stats, lambda r, own: _encode_stream(model, x_all[r[0]:r[1]], valid[r[0]:r[1]], variant,
+                                                                group_size, net_batch, dev, prog, cancel, own,
+                                                                version, lanes), ranges, workers)
     head = [struct.pack("<I", len(parts))] + ([struct.pack("<I", lanes)] if version >= 2 else [])
     head += [struct.pack("<II", prefix, len(words)) for prefix, words, *_ in parts]
     payload = b"".join(head) + b"".join(words.astype("<u4").tobytes() for _, words, *_ in parts)
@@ -463,10 +490,11 @@ def decode_patches(model: IntegerSHVC, payload: bytes, valid: np.ndarray, varian
     dev = torch.device(device)
     model = model.to(dev)
     prog = _Progress(n, progress)
-    workers = workers or min(len(ranges), os.cpu_count() or 1)
-    outs = _map(lambda i: _decode_stream(model, streams[i][1], streams[i][0], valid[ranges[i][0]:ranges[i][1]],
-                                         variant, group_size, net_batch, dev, prog, cancel, stats, version, lanes),
-                list(range(len(ranges))), workers)
+    workers = workers or min(len(ranges), torch.get_num_threads())
+    outs = _timed_streams(stats, lambda i, own: _decode_stream(model, streams[i][1], streams[i][0],
+                                                               valid[ranges[i][0]:ranges[i][1]], variant, group_size,
+                                                               net_batch, dev, prog, cancel, own, version, lanes),
+                          list(range(len(ranges))), workers)
     return np.concatenate(outs) if outs else np.empty((0, 3, model.hp.patch, model.hp.patch), np.uint8)
 
 

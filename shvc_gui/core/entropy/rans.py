@@ -75,9 +75,9 @@ class _Words:
 class RansStack:
     """A bits-back stack: ``push``/``pop`` runs of symbols with their mixture parameters.
 
-    Same interface as :class:`shvc_gui.core.entropy.ans.Stack`: ``push(sym, mu, ls, logit, n)``
+    Same interface as :class:`shvc_gui.core.entropy.ans.TableStack`: ``push(sym, mu, ls, logit, n)``
     returns the bits of each symbol, ``pop(mu, ls, logit, n)`` returns (symbols, bits); both count
-    ``pushed_bits`` / ``popped_bits``; ``min_words`` is the tail's low-water mark.
+    ``pushed_bits`` / ``popped_bits``.
     """
 
     def __init__(self, lanes: int, tail: np.ndarray | None = None, heads: np.ndarray | None = None):
@@ -88,10 +88,6 @@ class RansStack:
         self.tail = _Words(tail)
         self.pushed_bits = 0.0
         self.popped_bits = 0.0
-
-    @property
-    def min_words(self) -> int:
-        return self.tail.low
 
     # --- one chunk ---------------------------------------------------------------------------
     def _encode(self, start: np.ndarray, freq: np.ndarray) -> None:
@@ -105,7 +101,7 @@ class RansStack:
         self.heads[:c] = ((h // f) << np.uint64(PREC)) + h % f + start.astype(np.uint64)
 
     def _decode(self, m: Mixture) -> tuple[np.ndarray, np.ndarray]:
-        c, n = len(m), m.n
+        c = len(m)
         h = self.heads[:c]
         slot = (h & MASK).astype(np.int64)
         lo, start, freq = _search(m, slot)

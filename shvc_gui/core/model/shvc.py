@@ -18,6 +18,8 @@ Two twins share the parameter interpretation below:
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 
 import torch
@@ -261,6 +263,15 @@ class IntegerSHVC(nn.Module):
 
     def _net(self, name: str) -> IntConvNet:
         return self.nets[name.replace(".", "_")]
+
+    def with_patch(self, patch: int) -> "IntegerSHVC":
+        """The same networks (shared, not copied) coding ``patch`` x ``patch`` tiles: every network
+        is convolutional, so only the layout changes. ValueError if the hierarchy does not fit."""
+        if patch == self.hp.patch:
+            return self
+        out = copy.copy(self)
+        out.hp = dataclasses.replace(self.hp, patch=patch)
+        return out
 
     def _run(self, name: str, a: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
