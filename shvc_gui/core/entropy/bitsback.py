@@ -345,11 +345,15 @@ def _stream_ranges(n: int, streams: int, group_size: int) -> list[tuple[int, int
     return [(groups[a][0], groups[min(len(groups), a + per) - 1][1]) for a in range(0, len(groups), per)]
 
 
-def auto_streams(n: int, group_size: int) -> int:
-    """Independent ANS streams for ``n`` patches: one per 16 groups (about 12 M sub-pixels of 64x64
-    patches in groups of 64), at most 64. More streams decode on more threads, but each costs its
-    lanes' start-up bits and narrower lanes decode slower (:func:`shvc_gui.core.entropy.rans.lanes_for`)."""
-    return max(1, min(64, -(-n // (16 * group_size))))
+STREAM_SUBPIXELS = 12_000_000      # auto_streams: about this many coded sub-pixels per stream
+
+
+def auto_streams(n_dims: int) -> int:
+    """Independent ANS streams for ``n_dims`` coded sub-pixels: one per STREAM_SUBPIXELS (a 12-MP
+    photo gets 3), at most 64. More streams decode on more threads, but each costs its lanes'
+    start-up bits, so more streams mean narrower lanes, which decode slower
+    (:func:`shvc_gui.core.entropy.rans.lanes_for`)."""
+    return max(1, min(64, -(-n_dims // STREAM_SUBPIXELS)))
 
 
 class _Progress:
@@ -416,8 +420,8 @@ def encode_patches(model: IntegerSHVC, patches: np.ndarray, valid: np.ndarray, v
     x_all = torch.from_numpy(np.ascontiguousarray(patches)).to(torch.int64)
     if version not in VERSIONS:
         raise ValueError(f"no coder for format version {version}")
-    ranges = _stream_ranges(n, streams or auto_streams(n, group_size), group_size)
     n_dims = int(3 * valid.prod(dim=1).sum())
+    ranges = _stream_ranges(n, streams or auto_streams(n_dims), group_size)
     lanes = lanes_for(n_dims // max(1, len(ranges))) if lanes is None else lanes
     prog = _Progress(n, progress)
     workers = workers or min(len(ranges), torch.get_num_threads())

@@ -181,20 +181,26 @@ def _search(m: Mixture, slot: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     c, n = len(m), m.n
     scale = (1 << PREC) - n
     b_max = max(1, int(np.log2(SEARCH_POINTS // c + 1)))
-    lo = np.zeros(c, np.int64)
+    lo, lane, slot1 = np.zeros(c, np.int64), np.arange(c), slot + 1
     raw_lo, raw_hi = np.zeros(c, np.int64), m.total.copy()     # raw CDF at the bracket's ends
     rem = n.bit_length() - 1                                   # bits of the symbol still unknown
     while rem:
         b = min(b_max, rem)
         rem -= b
-        v = lo + (np.arange(1, 1 << b, dtype=np.int64) << rem)[:, None]       # (2^b - 1, c), interior
+        e = (1 << b) - 1
+        v = lo + (np.arange(1, e + 1, dtype=np.int64) << rem)[:, None]        # (e, c), all interior
         raw = m.interior_cdf(v)
-        below = raw * scale < (slot - v + 1) * m.total            # C(v) <= slot, without a division
+        below = raw * scale < (slot1 - v) * m.total              # C(v) <= slot, without a division
+        if e == 1:                                                 # binary step: fewer numpy calls
+            raw, below = raw[0], below[0]
+            lo += below.astype(np.int64) << rem
+            raw_lo = np.where(below, raw, raw_lo)
+            raw_hi = np.where(below, raw_hi, raw)
+            continue
         k = below.sum(axis=0)                                      # points at or below the slot
         lo += k << rem
-        ends = np.concatenate([raw_lo[None], raw, raw_hi[None]])
-        raw_lo = np.take_along_axis(ends, k[None], axis=0)[0]
-        raw_hi = np.take_along_axis(ends, k[None] + 1, axis=0)[0]
+        raw_lo = np.where(k > 0, raw[np.maximum(k - 1, 0), lane], raw_lo)
+        raw_hi = np.where(k < e, raw[np.minimum(k, e - 1), lane], raw_hi)
     start = m.scale(raw_lo, lo)
     return lo, start, m.scale(raw_hi, lo + 1) - start
 

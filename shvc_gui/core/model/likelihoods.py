@@ -107,7 +107,7 @@ class Mixture:
         t = (v * MU_DEN - MU_DEN // 2)[..., None, :] * self.inv
         t -= self.mu_inv                                          # (edge - mu) / s in units 2^-T_BITS
         lim = SIG_RANGE << T_BITS
-        np.clip(t, -lim, lim - 1, out=t)
+        np.minimum(np.maximum(t, -lim, out=t), lim - 1, out=t)
         t += lim
         t >>= T_BITS - SIG_STEP_BITS
         g = _SIGMOID_NP[t]
