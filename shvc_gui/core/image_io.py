@@ -735,7 +735,8 @@ def encode_image(img: LoadedImage, fmt: str = "png", notes: list[str] | None = N
     if "dpi" in img.info and fmt in ("png", "tiff", "bmp"):
         kw["dpi"] = img.info["dpi"]
     if fmt == "png":
-        kw.update(pnginfo=_pnginfo(img), compress_level=9)
+        # zlib level 6: a 12-MP photo is written in ~2 s; level 9 took 20 s for 9 % fewer bytes
+        kw.update(pnginfo=_pnginfo(img), compress_level=6)
         if "transparency" in pil.info:
             kw["transparency"] = pil.info["transparency"]
     elif fmt == "webp":
