@@ -111,16 +111,18 @@ def test_wrong_variant_for_model(tiny_model, tiny_det_model):
         encode_patches(tiny_model, x, [[64, 64]], "det")
 
 
-def test_independent_streams_round_trip_and_cost(trained_model):
-    """Streams split the patches; any worker count decodes them; start-up cost per stream is small."""
+@pytest.mark.parametrize("lanes", [0, 32])
+def test_independent_streams_round_trip_and_cost(lanes, trained_model):
+    """Streams split the patches; any worker count decodes them; start-up cost per stream is small
+    (whole tables: < 200 bits; rANS: < 64 bits per lane more)."""
     x = np.stack([synthetic_photo(64, 64, seed=200 + i).transpose(2, 0, 1) for i in range(12)])
     valid = np.full((12, 2), 64)
-    one = encode_patches(trained_model, x, valid, "arib", group_size=2, streams=1)
-    six = encode_patches(trained_model, x, valid, "arib", group_size=2, streams=6, workers=3)
+    one = encode_patches(trained_model, x, valid, "arib", group_size=2, streams=1, lanes=lanes)
+    six = encode_patches(trained_model, x, valid, "arib", group_size=2, streams=6, workers=3, lanes=lanes)
     for workers in (1, 2):
         assert np.array_equal(decode_patches(trained_model, six.payload, valid, "arib", group_size=2,
                                              workers=workers), x)
-    assert six.report.total_bits - one.report.total_bits < 5 * 200      # < 200 bits per extra stream
+    assert six.report.total_bits - one.report.total_bits < 5 * (200 + 64 * lanes)
     with pytest.raises(Exception):
         decode_patches(trained_model, six.payload[:-8], valid, "arib", group_size=2)
 

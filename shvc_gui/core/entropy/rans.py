@@ -7,8 +7,8 @@ takes the chunks last to first and popping first to last, so a pop returns the r
 
 Symbols are coded with the pointwise tables of
 :class:`shvc_gui.core.model.likelihoods.Mixture`: symbol v owns ``[C(v), C(v+1))`` of ``2^PREC``.
-Pushing needs C at the symbol and the next one; popping finds the symbol by binary search on C
-(``ceil(log2 n)`` evaluations for the chunk, all lanes at once).
+Pushing needs C at the symbol and the next one; popping finds the symbol by a search on C, all
+lanes of a chunk at once (:func:`_search`: binary for wide chunks, ``log2 n`` evaluations).
 
 State bounds (the classic rANS with 32-bit renormalisation): heads live in ``[2^31, 2^63)``. Heads
 start at ``2^31``; the decoder checks that they end there, so a damaged stream is reported.
