@@ -40,12 +40,12 @@ def shvc_round_trip(model, images: list[np.ndarray], variant: str, device: str, 
     valid = np.concatenate([t[1] for t in tiled])
     t1 = time.perf_counter()
     es, ds = {}, {}
-    enc = encode_patches(model, patches, valid, variant, group_size=group, net_batch=group, device=device, stats=es)
+    enc = encode_patches(model, patches, valid, variant, group_size=group, device=device, stats=es)
     t2 = time.perf_counter()
     data = container.write_container(container.Header(1, 1, "RGB", "model"), [enc.payload])
     t3 = time.perf_counter()
     _, streams = container.read_container(data)
-    out = decode_patches(model, streams[0], valid, variant, group_size=group, net_batch=group, device=device, stats=ds)
+    out = decode_patches(model, streams[0], valid, variant, group_size=group, device=device, stats=ds)
     t4 = time.perf_counter()
     back, at = [], 0
     for im, (p, _, grid) in zip(images, tiled):

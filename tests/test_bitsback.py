@@ -150,3 +150,24 @@ def test_anchored_model_round_trips_and_matches_its_training_loss(variant):
         with torch.no_grad():
             loss_bits = float(float_model.loss(torch.from_numpy(x))["bpd"]) * x.size
         assert enc.report.neg_elbo_bits == pytest.approx(loss_bits, rel=2e-3)
+
+
+def test_stream_workers_share_torch_threads():
+    """Stream threads split torch's CPU threads between them (no oversubscription) and the setting
+    comes back afterwards; the network batch follows the device."""
+    import torch
+
+    from shvc_gui.core.entropy.bitsback import _timed_streams, default_net_batch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(4)
+    try:
+        seen = _timed_streams({}, lambda item, own: torch.get_num_threads(), [0, 1, 2, 3], workers=2)
+        assert seen == [2, 2, 2, 2]
+        assert torch.get_num_threads() == 4
+        assert _timed_streams({}, lambda item, own: torch.get_num_threads(), [0], workers=2) == [4]
+    finally:
+        torch.set_num_threads(before)
+    assert default_net_batch(torch.device("cpu"), 64) == 16
+    assert default_net_batch(torch.device("cpu"), 4) == 4
+    assert default_net_batch(torch.device("cuda"), 64) == 64

@@ -64,3 +64,32 @@ def test_encode_big_batch_decode_batch_one(variant, trained_model, tiny_det_mode
                           x[:16])
     # the file does not depend on the network batch used to make it
     assert enc1.payload == encode_patches(model, x[:16], valid[:16], variant, group_size=64, net_batch=16).payload
+
+
+def test_fast_convolution_equals_unfold_matmul(trained_model, tiny_det_model, threads, monkeypatch):
+    """Where F.conv2d runs (x86-64 CPUs: oneDNN direct/GEMM or PyTorch's im2col), every layer gives
+    the same integers as unfold + matmul, at the largest sums the weights allow and on random input,
+    for the batch sizes and thread counts that select different back-ends."""
+    from shvc_gui.core.model import quant
+
+    layers = [m for model in (trained_model, tiny_det_model) for m in model.modules()
+              if isinstance(m, quant.IntConv2d)]
+    g = torch.Generator().manual_seed(5)
+    cases = []
+    for layer in layers:
+        cin = layer.w.shape[1]
+        for bs in (1, 8, 16, 64):
+            a = torch.randint(-quant.IN_MAX, quant.IN_MAX + 1, (bs, cin, 16, 16), generator=g).float()
+            # near the extreme: every input at +-IN_MAX, signed like the first output channel's weights
+            sign = torch.where(layer.w[0].sum(dim=(1, 2)) >= 0, 1.0, -1.0)
+            a[0] = quant.IN_MAX * sign.view(-1, 1, 1)
+            cases.append((layer, a))
+    if quant._CONV_X86:
+        assert any(quant.exact_conv_available(a, layer.w) for layer, a in cases)
+    for nt in (1, 2):
+        threads(nt)
+        fast = [layer(a) for layer, a in cases]
+        with monkeypatch.context() as mp:
+            mp.setattr(quant, "exact_conv_available", lambda a, w: False)
+            slow = [layer(a) for layer, a in cases]
+        assert all(torch.equal(x, y) for x, y in zip(fast, slow)), nt

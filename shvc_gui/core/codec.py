@@ -112,7 +112,7 @@ def compress_image(img: LoadedImage, *, model=None, variant: str | None = None, 
         model = model_for_size(model, w, h)
         patches, valid, grid = tiling.to_patches(rgb, model.hp.patch)
         enc = bitsback.encode_patches(
-            model, patches, valid, variant, group_size=group, net_batch=group, device=resolve_device(device),
+            model, patches, valid, variant, group_size=group, net_batch=batch_size, device=resolve_device(device),
             progress=lambda d, n: emit(progress, "compress", d, n, f"patch {d}/{n}"), cancel=cancel,
             version=container.VERSION)
         r = enc.report
@@ -167,7 +167,7 @@ def decompress_bytes(data: bytes, *, model=None, device: str = "auto", batch_siz
         try:
             patches = bitsback.decode_patches(
                 m, streams[0], valid, header.variant, group_size=header.group_size,
-                net_batch=batch_size or DEFAULT_GROUP, device=resolve_device(device),
+                net_batch=batch_size, device=resolve_device(device),
                 progress=lambda d, n: emit(progress, "decompress", d, n, f"patch {d}/{n}"), cancel=cancel,
                 version=header.version)
         except ValueError as exc:

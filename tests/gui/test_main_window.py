@@ -130,11 +130,10 @@ def test_ui_stays_responsive_during_a_job(qtbot, window, tmp_path):
 
 
 def test_cancel_leaves_no_partial_file(qtbot, window, tmp_path):
-    photo(tmp_path / "big.png", 384, 384, 6)
+    photo(tmp_path / "big.png", 1536, 1536, 6)      # 576 patches: 9 groups
     window.add_paths([tmp_path / "big.png"])
     it = window.queue.items[0]
-    qtbot.waitUntil(lambda: it.status == RUNNING, timeout=60_000)
-    qtbot.wait(500)                                  # well inside the first batch of patches
+    qtbot.waitUntil(lambda: it.status == RUNNING and 0 < it.fraction < 0.5, timeout=60_000)
     window.activateWindow()
     qtbot.waitUntil(window.isActiveWindow, timeout=5000)
     assert window.act_cancel.isEnabled()

@@ -27,6 +27,7 @@ from __future__ import annotations
 import struct
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
 
@@ -42,6 +43,7 @@ from .ans import TableStack
 from .rans import RansStack, lanes_for
 
 VARIANTS = ("shvc", "arib", "det")
+CPU_NET_BATCH = 16                # patches per network call on the CPU (the unfold path slows down past it)
 MAX_POP_BITS = 24                 # no popped symbol costs more (both coders: tables of 2^20, >= 1 each)
 VERSIONS = (1, 2)                 # format versions whose payloads this module codes
 LATEST = max(VERSIONS)
@@ -92,6 +94,27 @@ def stage_seconds(stats: dict, wall: float) -> dict:
     return {"network": net * f, "coding": (busy - net) * f}
 
 
+def default_net_batch(device: torch.device, group_size: int) -> int:
+    """Patches per network call: the whole group on a GPU, CPU_NET_BATCH on the CPU."""
+    return group_size if device.type == "cuda" else min(group_size, CPU_NET_BATCH)
+
+
+@contextmanager
+def _threads_split(workers: int):
+    """Give each of ``workers`` stream threads an equal share of torch's CPU threads, so that
+    workers x torch threads does not exceed the threads given (oversubscribed, 2 streams on 2 cores
+    ran 20-25 % slower); torch's setting is process-wide and is restored afterwards."""
+    total = torch.get_num_threads()
+    share = max(1, total // max(1, workers))
+    if share != total:
+        torch.set_num_threads(share)
+    try:
+        yield
+    finally:
+        if share != total:
+            torch.set_num_threads(total)
+
+
 def _timed_streams(stats: dict, fn, items, workers: int) -> list:
     """``fn(item, own_stats)`` for every stream on ``workers`` threads; their seconds add into ``stats``."""
     def run(item):
@@ -99,7 +122,9 @@ def _timed_streams(stats: dict, fn, items, workers: int) -> list:
         out = fn(item, own)
         own[STREAM_SECONDS] = time.perf_counter() - t0
         return out, own
-    results = _map(run, items, workers)
+    workers = max(1, min(workers, len(items)))
+    with _threads_split(workers):
+        results = _map(run, items, workers)
     for _, own in results:
         for key, value in own.items():
             stats[key] = stats.get(key, 0.0) + value
@@ -397,7 +422,7 @@ def _encode_stream(model, x_all, valid, variant, group_size, net_batch, dev, pro
 
 
 def encode_patches(model: IntegerSHVC, patches: np.ndarray, valid: np.ndarray, variant: str,
-                   group_size: int = 64, net_batch: int = 64, device: str = "cpu",
+                   group_size: int = 64, net_batch: int | None = None, device: str = "cpu",
                    progress: Callable[[int, int], None] | None = None,
                    cancel: threading.Event | None = None, stats: dict | None = None,
                    streams: int | None = None, workers: int | None = None,
@@ -406,15 +431,17 @@ def encode_patches(model: IntegerSHVC, patches: np.ndarray, valid: np.ndarray, v
 
     The patches are cut into ``streams`` independent ANS streams (default :func:`auto_streams`),
     coded by ``workers`` threads (default: as many as streams, at most torch's thread count, which
-    SHVC_THREADS sets); both are free
-    to differ at decode time except ``streams``, which the payload records. ``version``: the format
+    SHVC_THREADS sets; the workers share torch's threads); ``net_batch`` patches go through each
+    network call (default :func:`default_net_batch`). All of these are free to differ at decode
+    time except ``streams``, which the payload records. ``version``: the format
     version whose coder writes the payload (:data:`VERSIONS`; tests write older ones); ``lanes``:
     the rANS lanes of version 2 (default :func:`shvc_gui.core.entropy.rans.lanes_for`, 0: tables).
     ``stats``, when given, receives thread-seconds in network calls (``NETWORK_SECONDS``) and in
     whole streams (``STREAM_SECONDS``; the rest of a stream's time is tables + ANS)."""
     stats = {} if stats is None else stats
-    valid = _setup(model, patches, valid, variant, group_size, net_batch)
     dev = torch.device(device)
+    net_batch = default_net_batch(dev, group_size) if net_batch is None else net_batch
+    valid = _setup(model, patches, valid, variant, group_size, net_batch)
     model = model.to(dev)
     n = patches.shape[0]
     x_all = torch.from_numpy(np.ascontiguousarray(patches)).to(torch.int64)
@@ -480,18 +507,19 @@ def _read_payload(payload: bytes, n_ranges: int, version: int):
 
 
 def decode_patches(model: IntegerSHVC, payload: bytes, valid: np.ndarray, variant: str,
-                   group_size: int = 64, net_batch: int = 64, device: str = "cpu",
+                   group_size: int = 64, net_batch: int | None = None, device: str = "cpu",
                    progress: Callable[[int, int], None] | None = None,
                    cancel: threading.Event | None = None, stats: dict | None = None,
                    workers: int | None = None, version: int = LATEST) -> np.ndarray:
     """Inverse of :func:`encode_patches`: returns uint8 (N, 3, P, P), padding filled with PAD_VALUE.
     ``version``: the format version of the file (it names the coder)."""
     stats = {} if stats is None else stats
+    dev = torch.device(device)
+    net_batch = default_net_batch(dev, group_size) if net_batch is None else net_batch
     valid = _setup(model, None, valid, variant, group_size, net_batch)
     n = valid.shape[0]
     ranges = _stream_ranges(n, _stream_count(payload), group_size) if n else []
     lanes, streams = _read_payload(payload, len(ranges), version)
-    dev = torch.device(device)
     model = model.to(dev)
     prog = _Progress(n, progress)
     workers = workers or min(len(ranges), torch.get_num_threads())

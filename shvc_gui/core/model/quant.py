@@ -5,7 +5,7 @@ value ``a / ACT_DEN``. Inputs are brought to the same grid (pixels ``x - 128``, 
 ``2i - (n-1)``, indicator channels ``ACT_DEN``). Weights are symmetric 7-bit integers with one scale
 per output channel. A convolution is a sum of at most ``fan_in * 63 * 128`` sized integer products, kept
 below 2**24 so that float32 arithmetic is exact whatever the summation order (batch size, threads,
-device). The result is requantized in int64 by ``floor((h*M + B) / 2**SHIFT)``, which folds the weight
+device) as long as nothing but products and sums touches it (:func:`exact_conv_available`). The result is requantized in int64 by ``floor((h*M + B) / 2**SHIFT)``, which folds the weight
 scale, the bias, and the affine map of the output onto its integer grid.
 
 During training the same layer runs in float with straight-through rounding (``quantize=True``) or
@@ -13,6 +13,8 @@ with no rounding at all (``quantize=False``, the float model).
 """
 
 from __future__ import annotations
+
+import platform
 
 import torch
 import torch.nn as nn
@@ -25,6 +27,30 @@ IN_MAX = 128          # |input| bound for integer-valued inputs
 W_MAX = 63            # symmetric 7-bit weights
 SHIFT = 24            # fixed-point shift of the requantization multiplier
 EXACT_LIMIT = 2 ** 24  # float32 integers are exact below this
+
+# F.conv2d is exact only where it multiplies and adds the integers as they are: oneDNN's direct or
+# GEMM convolution (PyTorch asks it for convolution_direct) and PyTorch's own im2col + GEMM. NNPACK,
+# cuDNN and the ARM back-ends may pick Winograd or FFT transforms, whose fractions round, so they
+# never run here; neither does oneDNN when told to trade fp32 for bf16/tf32.
+_CONV_X86 = platform.machine().lower() in ("x86_64", "amd64")
+_EXACT_CONV_BACKENDS = {getattr(torch._C._ConvBackend, name) for name in ("Mkldnn", "Slow2d")
+                        if hasattr(torch._C, "_ConvBackend") and hasattr(torch._C._ConvBackend, name)}
+
+
+def exact_conv_available(a: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether ``F.conv2d(a, weight, padding=k//2)`` sums exactly on this machine (the CPU back-end
+    PyTorch would choose for these shapes is one of the exact ones); else use unfold + matmul."""
+    if a.device.type != "cpu" or not _CONV_X86 or not _EXACT_CONV_BACKENDS:
+        return False
+    precision = getattr(getattr(torch.backends.mkldnn, "conv", None), "fp32_precision", "none")
+    if precision not in ("none", "ieee"):
+        return False
+    pad = weight.shape[-1] // 2
+    try:
+        backend = torch._C._select_conv_backend(a, weight, None, [1, 1], [pad, pad], [1, 1], False, [0, 0], 1)
+    except (RuntimeError, TypeError, AttributeError):
+        return False
+    return backend in _EXACT_CONV_BACKENDS
 
 
 def round_ste(x: torch.Tensor) -> torch.Tensor:
@@ -98,21 +124,23 @@ class IntConv2d(nn.Module):
         w = params["w"]
         self.ksize = w.shape[-1]
         self.cout = w.shape[0]
-        self.register_buffer("w_mat", w.to(torch.float32).reshape(w.shape[0], -1))
+        self.register_buffer("w", w.to(torch.float32))
         self.register_buffer("m", params["m"].to(torch.int64).view(1, -1, 1))
         self.register_buffer("b", params["b"].to(torch.int64).view(1, -1, 1))
         self.clamp = bool(int(params["clamp"]))
-        bound = float(self.w_mat.abs().sum(dim=1).max()) * IN_MAX
+        bound = float(self.w.abs().flatten(1).sum(dim=1).max()) * IN_MAX
         if bound >= EXACT_LIMIT:
             raise ValueError("integer layer could overflow exact float32 sums")
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         """``a``: float32 tensor of integers (N, C, H, W); returns int64 (N, Cout, H, W)."""
         n, _, h, w = a.shape
-        # unfold + matmul: no Winograd/FFT transform can leave the integers
-        cols = F.unfold(a, self.ksize, padding=self.ksize // 2)          # (N, C*k*k, H*W)
-        acc = torch.matmul(self.w_mat, cols)                               # exact: |sum| < 2**24
-        out = torch.div(acc.to(torch.int64) * self.m + self.b, 2 ** SHIFT, rounding_mode="floor")
+        if exact_conv_available(a, self.w):
+            acc = F.conv2d(a, self.w, padding=self.ksize // 2).reshape(n, self.cout, h * w)
+        else:   # unfold + matmul: no Winograd/FFT transform can leave the integers
+            cols = F.unfold(a, self.ksize, padding=self.ksize // 2)      # (N, C*k*k, H*W)
+            acc = torch.matmul(self.w.view(self.cout, -1), cols)         # exact: |sum| < 2**24
+        out = (acc.to(torch.int64) * self.m + self.b) >> SHIFT            # floor((h*M + B) / 2**SHIFT)
         if self.clamp:
             out = out.clamp(ACT_MIN, ACT_MAX)
         return out.view(n, self.cout, h, w)
