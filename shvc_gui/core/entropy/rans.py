@@ -24,13 +24,13 @@ import numpy as np
 import torch
 
 from ..errors import FormatError
-from ..model.likelihoods import PREC, Mixture
+from ..model.likelihoods import PREC, Mixture, row_sum
 
 RANS_L = np.uint64(1 << 31)
 MASK = np.uint64((1 << PREC) - 1)
 MIN_LANES, MAX_LANES = 32, 4096
 SYMBOLS_PER_LANE = 4096          # lanes_for: start-up bits stay near 48 / (4096 x bits per symbol)
-SEARCH_POINTS = 4096             # CDF points evaluated at once per search step (all lanes together)
+SEARCH_POINTS = 1024             # at most this many CDF points per search step (all lanes together): binary from 512 lanes
 
 
 def lanes_for(symbols: int) -> int:
@@ -197,7 +197,7 @@ def _search(m: Mixture, slot: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
             raw_lo = np.where(below, raw, raw_lo)
             raw_hi = np.where(below, raw_hi, raw)
             continue
-        k = below.sum(axis=0)                                      # points at or below the slot
+        k = row_sum(below)                                         # points at or below the slot
         lo += k << rem
         raw_lo = np.where(k > 0, raw[np.maximum(k - 1, 0), lane], raw_lo)
         raw_hi = np.where(k < e, raw[np.minimum(k, e - 1), lane], raw_hi)
