@@ -103,7 +103,9 @@ def default_net_batch(device: torch.device, group_size: int) -> int:
 def _threads_split(workers: int):
     """Give each of ``workers`` stream threads an equal share of torch's CPU threads, so that
     workers x torch threads does not exceed the threads given (oversubscribed, 2 streams on 2 cores
-    ran 20-25 % slower); torch's setting is process-wide and is restored afterwards."""
+    encoded 10-22 % slower); torch's setting is process-wide and is restored afterwards. Two coding
+    calls at once in one process (the GUI's compress and open) may then see each other's share:
+    that changes their speed, never their results."""
     total = torch.get_num_threads()
     share = max(1, total // max(1, workers))
     if share != total:
@@ -374,8 +376,8 @@ STREAM_SUBPIXELS = 12_000_000      # auto_streams: about this many coded sub-pix
 
 
 def auto_streams(n_dims: int) -> int:
-    """Independent ANS streams for ``n_dims`` coded sub-pixels: one per STREAM_SUBPIXELS (a 12-MP
-    photo gets 3), at most 64. More streams decode on more threads, but each costs its lanes'
+    """Independent ANS streams for ``n_dims`` coded sub-pixels: one per STREAM_SUBPIXELS (a 4167x2880
+    photo gets 4), at most 64. More streams decode on more threads, but each costs its lanes'
     start-up bits, so more streams mean narrower lanes, which decode slower
     (:func:`shvc_gui.core.entropy.rans.lanes_for`)."""
     return max(1, min(64, -(-n_dims // STREAM_SUBPIXELS)))
