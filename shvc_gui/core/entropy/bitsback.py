@@ -351,8 +351,10 @@ def _groups(n: int, group_size: int) -> list[tuple[int, int]]:
     return [(a, min(n, a + group_size)) for a in range(0, n, group_size)]
 
 
-def _setup(model, patches, valid, variant, group_size, net_batch):
+def _setup(model, patches, valid, variant, group_size, net_batch, dev):
+    """Checked arguments of both directions: (valid extents as a tensor, net_batch resolved)."""
     check_variant(model, variant)
+    net_batch = default_net_batch(dev, group_size) if net_batch is None else net_batch
     if group_size < 1 or net_batch < 1:
         raise ValueError("group_size and net_batch must be >= 1")
     p = model.hp.patch
@@ -361,7 +363,7 @@ def _setup(model, patches, valid, variant, group_size, net_batch):
     valid = torch.as_tensor(np.asarray(valid), dtype=torch.int64).view(-1, 2)
     if valid.numel() and (valid.min() < 1 or valid.max() > p):
         raise ValueError("valid extents must be in 1..patch")
-    return valid
+    return valid, net_batch
 
 
 def _stream_ranges(n: int, streams: int, group_size: int) -> list[tuple[int, int]]:
@@ -442,8 +444,7 @@ def encode_patches(model: IntegerSHVC, patches: np.ndarray, valid: np.ndarray, v
     whole streams (``STREAM_SECONDS``; the rest of a stream's time is tables + ANS)."""
     stats = {} if stats is None else stats
     dev = torch.device(device)
-    net_batch = default_net_batch(dev, group_size) if net_batch is None else net_batch
-    valid = _setup(model, patches, valid, variant, group_size, net_batch)
+    valid, net_batch = _setup(model, patches, valid, variant, group_size, net_batch, dev)
     model = model.to(dev)
     n = patches.shape[0]
     x_all = torch.from_numpy(np.ascontiguousarray(patches)).to(torch.int64)
@@ -517,8 +518,7 @@ def decode_patches(model: IntegerSHVC, payload: bytes, valid: np.ndarray, varian
     ``version``: the format version of the file (it names the coder)."""
     stats = {} if stats is None else stats
     dev = torch.device(device)
-    net_batch = default_net_batch(dev, group_size) if net_batch is None else net_batch
-    valid = _setup(model, None, valid, variant, group_size, net_batch)
+    valid, net_batch = _setup(model, None, valid, variant, group_size, net_batch, dev)
     n = valid.shape[0]
     ranges = _stream_ranges(n, _stream_count(payload), group_size) if n else []
     lanes, streams = _read_payload(payload, len(ranges), version)

@@ -5,8 +5,9 @@ value ``a / ACT_DEN``. Inputs are brought to the same grid (pixels ``x - 128``, 
 ``2i - (n-1)``, indicator channels ``ACT_DEN``). Weights are symmetric 7-bit integers with one scale
 per output channel. A convolution is a sum of at most ``fan_in * 63 * 128`` sized integer products, kept
 below 2**24 so that float32 arithmetic is exact whatever the summation order (batch size, threads,
-device) as long as nothing but products and sums touches it (:func:`exact_conv_available`). The result is requantized in int64 by ``floor((h*M + B) / 2**SHIFT)``, which folds the weight
-scale, the bias, and the affine map of the output onto its integer grid.
+device) as long as nothing but products and sums touches it (:func:`exact_conv_available`). The
+result is requantized in int64 by ``floor((h*M + B) / 2**SHIFT)``, which folds the weight scale,
+the bias, and the affine map of the output onto its integer grid.
 
 During training the same layer runs in float with straight-through rounding (``quantize=True``) or
 with no rounding at all (``quantize=False``, the float model).
