@@ -1,4 +1,6 @@
 # Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+# `make run` first checks the Debian libraries Qt needs (.ci/qt-packages, the list .ci/run uses too):
+# run as root it installs the missing ones, else it prints the apt-get line that does.
 # `venv` creates .venv when it is missing and (re)installs the project only when pyproject.toml
 # is newer than the last install (stamp: .venv/.installed), so it costs nothing when up to date.
 
@@ -25,6 +27,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: venv
+	@bash .ci/qt-packages ensure
 	$(BIN)/shvc-gui
 
 test: venv
