@@ -1,21 +1,25 @@
 """The ``shvc`` command line: compress, decompress, info, bench, train.
 
 Exit codes: 0 success, 1 some files failed (the others were still processed), 2 usage errors,
-130 interrupted. Errors are one line on stderr, never a traceback.
+130 interrupted (Ctrl+C), 143 terminated (SIGTERM); no partial output file is left behind. Errors
+are one line on stderr, never a traceback. ``shvc info`` reads headers without loading torch.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
 
 from .core.errors import ShvcError
+from .core.files import clashes as _clashes
 from .core.files import walk as _walk
+from .core.files import walk_relative as _walk_relative
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 TRAIN_COMMANDS = {"corpus": "corpus", "run": "loop", "plot": "plot", "export": "export"}
 
 
@@ -46,27 +50,49 @@ def _load_weights(path):
     return load_integer_weights(Path(path))
 
 
+def _compress_targets(args, files) -> list[tuple[Path, Path]]:
+    """(source, output) per input: -o (a folder: NAME.shvc in it); else NAME.shvc beside the source,
+    or under --out-dir at the path it has below the folder it was found in."""
+    from .core import codec
+    if args.output:
+        return [(src, codec._output(src, args.output, ".shvc")) for src, _ in files]
+    if args.out_dir:
+        return [(src, Path(args.out_dir) / rel.parent / (rel.stem + ".shvc")) for src, rel in files]
+    return [(src, codec.default_output(src)) for src, _ in files]
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ShvcError(f"The output folder {folder} cannot be created ({exc.strerror or exc}).") from None
+
+
 def cmd_compress(args) -> int:
     from .core import codec, image_io
-    files = _walk(args.inputs, image_io.READ_SUFFIXES)
+    files = _walk_relative(args.inputs, image_io.READ_SUFFIXES)
     if args.output and len(files) != 1:
         _err("-o/--output takes exactly one input; use --out-dir for several.")
         return EXIT_USAGE
+    targets = _compress_targets(args, files)
+    clash = _clashes(targets)
+    for dst, srcs in clash.items():             # one command never overwrites its own output
+        _err(f"{' and '.join(map(str, srcs))} would all be written to {dst}; compress them in separate "
+             "commands or folders.")
+    if clash:
+        return EXIT_USAGE
     if args.out_dir:
-        Path(args.out_dir).mkdir(parents=True, exist_ok=True)
+        _make_folder(Path(args.out_dir))
     model = _load_weights(args.weights)
     failed = 0
-    for src in files:
-        dst = Path(args.output) if args.output else codec.default_output(src, Path(args.out_dir) if args.out_dir else None)
+    for src, dst in targets:
         bar = _bar(1, src.name)
         try:
+            if args.out_dir:
+                _make_folder(dst.parent)
             r = codec.compress_file(src, dst, model=model, variant=args.variant, device=args.device,
                                     batch_size=args.batch_size, force=args.force, progress=_progress(bar))
-        except ShvcError as exc:
-            failed += 1
-            _err(f"{src}: {exc}")
-            continue
-        except ValueError as exc:
+        except (ShvcError, ValueError) as exc:
             failed += 1
             _err(f"{src}: {exc}")
             continue
@@ -80,7 +106,7 @@ def cmd_compress(args) -> int:
 
 def cmd_decompress(args) -> int:
     from .core import codec
-    files = _walk(args.inputs, {".shvc"})
+    files = [src for src, _ in _walk_relative(args.inputs, {".shvc"})]
     if args.output and len(files) != 1:
         _err("-o/--output takes exactly one input.")
         return EXIT_USAGE
@@ -103,20 +129,22 @@ def cmd_decompress(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from .core import codec
-    failed = 0
+    from .core import container                  # headers only: no numpy, Pillow or torch
+    failed, docs = 0, []
     for name in args.inputs:
         try:
-            d = codec.describe(codec.read_header(Path(name)), Path(name))
+            d = container.describe(container.read_header_file(Path(name)), Path(name))
         except ShvcError as exc:
             failed += 1
             _err(f"{name}: {exc}")
             continue
         if args.json:
-            print(json.dumps(d, indent=2))
+            docs.append(d)
         else:
             for k, v in d.items():
                 print(f"{k:>17}: {v}")
+    if args.json and docs:                       # one JSON document: an object, or an array for several files
+        print(json.dumps(docs if len(args.inputs) > 1 else docs[0], indent=2, allow_nan=False))
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -241,8 +269,38 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl+C so that every temporary file is removed on the way out."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    previous = None
+    try:
+        try:
+            previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        except ValueError:                       # not the main thread: leave signals alone
+            pass
+        return _main(argv)
+    except _Terminated:
+        _err("terminated; no partial file was left behind.")
+        return EXIT_TERMINATED
+    except KeyboardInterrupt:                    # also while the model stack is still loading
+        _err("interrupted; no partial file was left behind.")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:                      # stdout closed early (`shvc info ... | head`)
+        sys.stdout = None
+        return EXIT_FAILED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list) -> int:
     parser = build_parser()
     try:
         if argv[:1] == ["train"] and len(argv) > 1 and argv[1] in TRAIN_COMMANDS:
@@ -250,14 +308,12 @@ def main(argv=None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return EXIT_USAGE if exc.code not in (0, None) else EXIT_OK
-    from .core.codec import configure_threads
-    configure_threads()
     try:
+        if args.command != "info":
+            from .core.codec import configure_threads
+            configure_threads()
         return {"compress": cmd_compress, "decompress": cmd_decompress, "info": cmd_info,
                 "bench": cmd_bench}[args.command](args)
-    except KeyboardInterrupt:
-        _err("interrupted; no partial file was left behind.")
-        return EXIT_INTERRUPTED
     except ShvcError as exc:
         _err(str(exc))
         return EXIT_FAILED

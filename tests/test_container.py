@@ -18,7 +18,7 @@ def full_header(**kw):
                  weights_sha256=SHA, variant="arib", patch=64, group_size=64, n_patches=12, total_bits=123456,
                  initial_bits=17, neg_elbo_bits=120000.25, pixel_crc=0xDEADBEEF, source_format="PNG", bit_depth=8,
                  icc=b"\x00icc\xffprofile", exif=b"Exif\x00\x00MM\x00*", text={"Title": "t\u00e9st", "Comment": ""},
-                 info={"dpi": (300.0, 300.0), "gamma": 0.45455, "transparency": b"\x00\x80\xff"})
+                 info={"dpi": (300.0, 300.0), "gamma": 0.45455, "srgb": 0})
     for k, v in kw.items():
         setattr(h, k, v)
     return h
@@ -38,7 +38,10 @@ def test_round_trip_every_field():
     assert streams == STREAMS and back == h and back.version == C.VERSION
     assert C.read_header(data) == h
     assert C.read_header(data[:len(data) - sum(map(len, STREAMS)) - 4 - 12 * 3]) == h   # header alone suffices
-    assert back.channels == 4 and back.uses_model and back.info["transparency"] == b"\x00\x80\xff"
+    assert back.channels == 4 and back.uses_model and back.info["srgb"] == 0
+    p = full_header(mode="P", method=C.METHOD_FALLBACK, info={"transparency": b"\x00\x80\xff"}, rebuild_crc=7)
+    back = C.read_header(C.write_container(p, []))
+    assert back == p and back.info["transparency"] == b"\x00\x80\xff" and back.rebuild_crc == 7
 
 
 def test_minimal_header_and_no_streams():
@@ -233,7 +236,7 @@ def test_writer_refuses_what_a_reader_would_refuse(monkeypatch):
        method=st.sampled_from(C.METHODS), model_id=st.text(max_size=40), variant=st.sampled_from(["", "shvc", "arib", "det"]),
        nums=st.tuples(st.integers(0, 2**16 - 1), st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1),
                       st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1), st.integers(0, 2**32 - 1)),
-       elbo=st.floats(allow_nan=False), icc=st.one_of(st.none(), st.binary(min_size=1, max_size=300)),
+       elbo=st.floats(min_value=0, allow_nan=False, allow_infinity=False), icc=st.one_of(st.none(), st.binary(min_size=1, max_size=300)),
        text=st.dictionaries(st.text(st.characters(blacklist_characters="\0"), min_size=1, max_size=20),
                             st.text(max_size=50), max_size=4),
        streams=st.lists(st.binary(max_size=100), max_size=4))
@@ -243,3 +246,56 @@ def test_round_trip_property(w, h, mode, method, model_id, variant, nums, elbo, 
                    elbo, crc, "TIFF", 16, icc=icc, text=text)
     back, got = C.read_container(C.write_container(hdr, streams))
     assert back == hdr and got == streams
+
+
+# --- issue 17: hostile metadata values and duplicated blocks --------------------------------------
+@pytest.mark.parametrize("mode,info", [
+    (b"RGB", b'{"gamma": "x"}'), (b"RGB", b'{"gamma": -1}'), (b"RGB", b'{"gamma": 1e300}'),
+    (b"RGB", b'{"gamma": NaN}'), (b"RGB", b'{"dpi": [1e400, 72]}'), (b"RGB", b'{"dpi": [-1, 72]}'),
+    (b"RGB", b'{"dpi": [72]}'), (b"RGB", b'{"dpi": ["a", "b"]}'), (b"RGB", b'{"srgb": "a"}'),
+    (b"RGB", b'{"srgb": 9}'), (b"RGB", b'{"srgb": true}'), (b"L", b'{"transparency": -5}'),
+    (b"L", b'{"transparency": 256}'), (b"RGB", b'{"transparency": 5}'), (b"RGB", b'{"transparency": [1, 2]}'),
+    (b"RGB", b'{"transparency": [1, 2, 300]}'), (b"L", b'{"transparency": {"bytes": "00ff"}}'),
+    (b"P", b'{"transparency": {"bytes": ""}}'), (b"P", b'{"transparency": {"bytes": "zz"}}'),
+    (b"RGBA", b'{"transparency": 3}'), (b"RGB", b'{"gamma": [1]}'),
+])
+def test_impossible_info_values_are_corrupt(mode, info):
+    """Issue 17.1: every info value is checked for type and range on read (no TypeError,
+    OverflowError or struct.error later, in a writer)."""
+    with pytest.raises(FormatError, match="corrupt.*information block") as err:
+        C.read_header(_frame(_header_body(mode=mode, method=b"fallback", meta=[(4, info)])))
+    _one_sentence(err.value)
+
+
+def test_valid_info_values_are_read():
+    h = C.read_header(_frame(_header_body(mode=b"P", method=b"fallback", meta=[
+        (4, b'{"dpi": [72, 300.5], "gamma": 0.45455, "srgb": 3, "transparency": {"bytes": "00ff"}}')])))
+    assert h.info == {"dpi": (72.0, 300.5), "gamma": 0.45455, "srgb": 3, "transparency": b"\x00\xff"}
+    h = C.read_header(_frame(_header_body(mode=b"RGB", meta=[(4, b'{"transparency": [1, 2, 255]}')])))
+    assert h.info == {"transparency": (1, 2, 255)}
+
+
+@pytest.mark.parametrize("meta", [
+    [(1, b"icc"), (1, b"icc2")], [(2, b"exif"), (2, b"exif")], [(4, b"{}"), (4, b'{"srgb": 1}')],
+    [(3, b"k\0a"), (3, b"k\0b")], [(5, b"\0\0\0\0"), (5, b"\0\0\0\0")],
+])
+def test_duplicate_metadata_blocks_are_corrupt(meta):
+    """Issue 17.1: a second block of a kind that holds one value does not silently replace the first."""
+    with pytest.raises(FormatError, match="twice"):
+        C.read_header(_frame(_header_body(meta=meta)))
+
+
+@pytest.mark.parametrize("elbo", [float("nan"), float("inf"), -1.0])
+def test_impossible_model_code_length_is_corrupt(elbo):
+    """Issue 17.9: a NaN or infinite report field never reaches `shvc info --json`."""
+    body = _header_body().replace(C.FIXED.pack(64, 8, 1, 0, 0, 0.0, 0, 8), C.FIXED.pack(64, 8, 1, 0, 0, elbo, 0, 8))
+    with pytest.raises(FormatError, match="code length"):
+        C.read_header(_frame(body))
+    with pytest.raises(ValueError):
+        C.write_container(full_header(neg_elbo_bits=elbo), [])
+
+
+def test_writer_refuses_info_a_reader_would_refuse():
+    for mode, info in (("RGB", {"gamma": -1.0}), ("L", {"transparency": (1, 2, 3)}), ("RGB", {"dpi": (1e400, 1)})):
+        with pytest.raises(ValueError):
+            C.write_container(full_header(mode=mode, info=info), [])

@@ -356,13 +356,25 @@ def test_jpegxl_is_read_through_imagecodecs(tmp_path):
         assert img.source_format == "JPEG-XL" and np.array_equal(img.pixels.reshape(arr.shape), arr)
 
 
-def test_gif_first_frame_with_transparency(tmp_path):
-    frames = [Image.fromarray(photo(10, 12, seed=s)).quantize(32) for s in range(3)]
-    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:], transparency=5)
+def test_gif_with_transparency(tmp_path):
+    Image.fromarray(photo(10, 12, seed=1)).quantize(32).save(tmp_path / "a.gif", transparency=5)
     img = image_io.load_image(tmp_path / "a.gif")
     ref = Image.open(tmp_path / "a.gif")
     assert img.mode == ref.mode and np.array_equal(img.pixels[:, :, 0], np.asarray(ref))
     assert img.info.get("transparency") == 5 and img.source_format == "GIF"
+
+
+@pytest.mark.parametrize("fmt,suffix", [("GIF", "gif"), ("PNG", "png"), ("WEBP", "webp"), ("TIFF", "tif")])
+def test_animations_and_multi_page_files_are_refused(tmp_path, fmt, suffix):
+    """Issue 17.7: keeping only the first frame would drop data silently."""
+    frames = [Image.fromarray(photo(10, 12, seed=s)) for s in range(3)]
+    if fmt == "GIF":
+        frames = [f.quantize(32) for f in frames]
+    kw = {"lossless": True} if fmt == "WEBP" else {}
+    frames[0].save(tmp_path / f"a.{suffix}", format=fmt, save_all=True, append_images=frames[1:], **kw)
+    with pytest.raises(ImageError, match="3 frames") as info:
+        image_io.load_image(tmp_path / f"a.{suffix}")
+    assert str(info.value).count(".") <= 3 and "\n" not in str(info.value)
 
 
 # --- bad input ------------------------------------------------------------------------------------

@@ -3,6 +3,9 @@
 compress: image_io (pixels + metadata) -> split by pixel format -> tiling (64x64 patches, constant
 pad never coded) -> bits-back coder with the integer model -> container -> atomic write.
 decompress runs it backwards and checks the pixel checksum before anything is written.
+
+torch, the model and the coder are imported only when pixels are coded, so reading a header
+(``read_header``, ``describe``: ``shvc info``, the GUI's viewer) stays cheap.
 """
 
 from __future__ import annotations
@@ -14,19 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from . import container, image_io, tiling
-from .entropy import bitsback
 from .errors import FormatError, IntegrityError, ShvcError
 from .image_io import LoadedImage
 from .progress import ProgressCallback, check_cancel, emit
-from .weights import find_model_by_sha256, load_model
 
 DEFAULT_GROUP = 64
 SMALL_PATCH = 32        # images no larger than this on both sides are coded in tiles of this size
-MODES_CHANNELS = {"1": 1, "L": 1, "P": 1, "LA": 2, "RGB": 3, "RGBA": 4, "RGB;16": 3, "RGBA;16": 4,
-                  "I;16": 1, "I": 1, "F": 1, "CMYK": 4}
 
 
 @dataclass
@@ -67,6 +65,7 @@ def configure_threads() -> None:
     """Honour SHVC_THREADS (torch's CPU threads for networks and tables) once per process."""
     global _threads_done
     if not _threads_done:
+        import torch
         n = os.environ.get("SHVC_THREADS")
         if n and n.isdigit() and int(n) > 0:
             torch.set_num_threads(int(n))
@@ -74,6 +73,7 @@ def configure_threads() -> None:
 
 
 def resolve_device(device: str = "auto") -> str:
+    import torch
     if device in (None, "", "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
@@ -88,19 +88,22 @@ def default_variant(model) -> str:
 
 
 def channels_of(mode: str) -> int:
-    return MODES_CHANNELS.get(mode, 3)
+    return container.MODE_CHANNELS.get(mode, 3)
 
 
 def compress_image(img: LoadedImage, *, model=None, variant: str | None = None, device: str = "auto",
                    batch_size: int | None = None, progress: ProgressCallback | None = None,
                    cancel: threading.Event | None = None, original_bytes: int = 0) -> tuple[bytes, CompressResult]:
+    from .entropy import bitsback
+    from .weights import load_model
     configure_threads()
     t0 = time.perf_counter()
     w, h = img.size
     rgb, embedded, method = image_io.split_for_coding(img)
+    pixel_crc = image_io.pixel_checksum(img)
     header = container.Header(w, h, img.mode, method, source_format=img.source_format, bit_depth=img.bit_depth,
                               icc=img.icc, exif=img.exif, text=dict(img.text), info=dict(img.info),
-                              pixel_crc=image_io.pixel_checksum(img))
+                              pixel_crc=pixel_crc, rebuild_crc=image_io.rebuild_checksum(img, pixel_crc))
     streams = [b"", embedded or b""]
     bits_map = None
     model_bpd = elbo = 0.0
@@ -144,7 +147,50 @@ def model_for_size(model, w: int, h: int):
 def _model_for(header: container.Header, model=None):
     if model is not None and getattr(model, "sha256", None) == header.weights_sha256:
         return model
+    from .weights import find_model_by_sha256
     return find_model_by_sha256(header.weights_sha256)
+
+
+def check_streams(header: container.Header, streams: list[bytes], pop_bound=None) -> None:
+    """Refuse, before any decoding, streams that cannot hold what the header claims: the two streams
+    of its method (an unused one empty), and a model payload whose sub-stream count and rANS lanes
+    are the ones the encoder writes for an image of the claimed size (so decoding time follows the
+    bytes in the file, never a header's claim; docs/FORMAT.md). ``pop_bound(n)``: the most seed
+    words ``n`` patches may start from (the model's :func:`bitsback._pop_bound`)."""
+    if len(streams) != 2:
+        raise FormatError("The file is corrupt (it does not hold the two expected streams).")
+    payload, embedded = streams
+    model_used = header.method in container.MODEL_METHODS
+    if bool(payload) != model_used or bool(embedded) != (header.method != container.METHOD_MODEL):
+        raise FormatError("The file is corrupt (its streams do not fit its coding method).")
+    if not model_used:
+        return
+    from .entropy import bitsback
+    from .entropy.rans import MAX_LANES, lanes_for
+    if header.group_size < 1 or header.variant not in bitsback.VARIANTS or header.patch < 1:
+        raise FormatError("The file is corrupt (bad coding parameters).")
+    grid = tiling.grid_of(header.height, header.width, header.patch)
+    if header.n_patches != grid[0] * grid[1]:
+        raise FormatError("The file is corrupt (its patch layout does not fit the image).")
+    words = np.frombuffer(payload[:len(payload) - len(payload) % 4], "<u4")
+    head = 2 if header.version >= 2 else 1
+    if len(payload) % 4 or len(words) < head:
+        raise FormatError("The compressed stream is truncated.")
+    n_dims = 3 * header.width * header.height
+    ranges = bitsback._stream_ranges(header.n_patches, bitsback.auto_streams(n_dims), header.group_size)
+    count = int(words[0])
+    if count != len(ranges):
+        raise FormatError("The file is corrupt (its compressed stream count does not fit the image).")
+    if len(words) < head + 2 * count:
+        raise FormatError("The compressed stream is truncated.")
+    table = words[head:head + 2 * count].reshape(count, 2).astype(np.int64)
+    lanes = int(words[1]) if header.version >= 2 else 0
+    if header.version >= 2 and (lanes > MAX_LANES or lanes != lanes_for(n_dims // count)):
+        raise FormatError("The file is corrupt (its rANS lane count does not fit the image).")
+    if int(table[:, 1].sum()) != len(words) - head - 2 * count or (table[:, 1] < 2 * lanes).any():
+        raise FormatError("The compressed stream is truncated or corrupt (stream lengths do not add up).")
+    if pop_bound is not None and any(int(p) > pop_bound(b - a) for p, (a, b) in zip(table[:, 0], ranges)):
+        raise FormatError("The compressed stream is corrupt (impossible seed length).")
 
 
 def decompress_bytes(data: bytes, *, model=None, device: str = "auto", batch_size: int | None = None,
@@ -152,17 +198,16 @@ def decompress_bytes(data: bytes, *, model=None, device: str = "auto", batch_siz
                      cancel: threading.Event | None = None) -> tuple[LoadedImage, container.Header]:
     configure_threads()
     header, streams = container.read_container(data)
-    if len(streams) != 2:
-        raise FormatError("The file is corrupt (it does not hold the two expected streams).")
+    check_streams(header, streams)
     rgb = None
     if header.method in (image_io.METHOD_MODEL, image_io.METHOD_MODEL_ALPHA):
+        from .entropy import bitsback
         m = _model_for(header, model)
         if header.patch == SMALL_PATCH and m.hp.patch > SMALL_PATCH:
             m = model_for_size(m, header.width, header.height)
-        if m.hp.patch != header.patch or header.n_patches != int(np.prod(tiling.grid_of(header.height, header.width, header.patch))):
+        if m.hp.patch != header.patch:
             raise FormatError("The file is corrupt (its patch layout does not fit the image).")
-        if header.group_size < 1 or header.variant not in bitsback.VARIANTS:
-            raise FormatError("The file is corrupt (bad coding parameters).")
+        check_streams(header, streams, lambda n: bitsback._pop_bound(m, n, header.variant))
         valid = tiling.valid_extents(header.height, header.width, header.patch)
         try:
             patches = bitsback.decode_patches(
@@ -178,7 +223,9 @@ def decompress_bytes(data: bytes, *, model=None, device: str = "auto", batch_siz
         img = image_io.join_after_decoding(rgb, streams[1] or None, header.method, header=header)
     except (OSError, ValueError, SyntaxError) as exc:
         raise FormatError(f"The file is corrupt (its embedded image cannot be read: {exc}).") from None
-    if image_io.pixel_checksum(img) != header.pixel_crc:
+    pixel_crc = image_io.pixel_checksum(img)
+    if pixel_crc != header.pixel_crc or (header.rebuild_crc is not None
+                                         and image_io.rebuild_checksum(img, pixel_crc) != header.rebuild_crc):
         raise IntegrityError("Decoding finished but the pixels do not match the checksum stored in the file; "
                              "nothing was written.")
     return img, header
@@ -190,19 +237,7 @@ def read_header(path_or_bytes) -> container.Header:
     return container.read_header_file(path_or_bytes)
 
 
-def describe(h: container.Header, path: Path | None = None) -> dict:
-    """What ``shvc info`` and the GUI show about a .shvc file (JSON-friendly)."""
-    d = {"width": h.width, "height": h.height, "mode": h.mode, "method": h.method, "model": h.model_id,
-         "weights_sha256": h.weights_sha256, "variant": h.variant, "patch": h.patch, "group_size": h.group_size,
-         "patches": h.n_patches, "payload_bits": h.total_bits, "initial_bits": h.initial_bits,
-         "model_ideal_bits": round(h.neg_elbo_bits, 1), "source_format": h.source_format,
-         "bit_depth": h.bit_depth, "metadata": {"icc": len(h.icc or b""), "exif": len(h.exif or b""),
-                                                "text": sorted(h.text), "info": sorted(h.info)}}
-    if path is not None:
-        size = Path(path).stat().st_size
-        d.update(file=str(path), bytes=size, bpd=round(8 * size / (channels_of(h.mode) * h.width * h.height), 4))
-    d["format_version"] = h.version
-    return d
+describe = container.describe       # what `shvc info` and the GUI show about a .shvc file
 
 
 def _read(path: Path, limit: int | None = None) -> bytes:
@@ -217,12 +252,20 @@ def default_output(src: Path, out_dir: Path | None = None, suffix: str = ".shvc"
     return (Path(out_dir) if out_dir else src.parent) / (src.stem + suffix)
 
 
+def _output(src: Path, dst, suffix: str) -> Path:
+    """``dst``, or NAME``suffix`` inside it when it names an existing folder (as ``cp`` does)."""
+    if dst is None:
+        return default_output(src, suffix=suffix)
+    dst = Path(dst)
+    return default_output(src, dst, suffix) if dst.is_dir() else dst
+
+
 def compress_file(src, dst=None, *, model=None, variant=None, device="auto", batch_size=None, force=False,
                   progress=None, cancel=None, img: LoadedImage | None = None) -> CompressResult:
     """Compress the image file ``src`` into ``dst`` (default: NAME.shvc beside it). ``img``: the
     already loaded ``src``, when the caller has it."""
     src = Path(src)
-    dst = Path(dst) if dst else default_output(src)
+    dst = _output(src, dst, ".shvc")
     if dst.exists() and not force:
         raise ShvcError(f"{dst} already exists; use --force (or confirm) to replace it.")
     emit(progress, "read", 0, 1, src.name)
@@ -240,6 +283,9 @@ def decompress_file(src, dst=None, *, fmt=None, model=None, device="auto", batch
                     progress=None, cancel=None) -> DecompressResult:
     t0 = time.perf_counter()
     src = Path(src)
+    if dst is not None and Path(dst).is_dir():
+        dst = Path(dst) / src.stem                # a folder: NAME.FORMAT inside it
+        dst = dst.with_name(dst.name + "." + (fmt or image_io.preferred_format(read_header(src).mode) or "png"))
     if fmt is None and dst is not None and Path(dst).suffix:
         fmt = Path(dst).suffix.lstrip(".")
     if fmt is None:                              # the first lossless format that holds the original's mode

@@ -59,8 +59,15 @@ MODE_CHANNELS = {
 }
 
 # Metadata block kinds.
-META_ICC, META_EXIF, META_TEXT, META_INFO = 1, 2, 3, 4
+META_ICC, META_EXIF, META_TEXT, META_INFO, META_REBUILD_CRC = 1, 2, 3, 4, 5
 INFO_KEYS = ("dpi", "gamma", "srgb", "transparency")
+MAX_DPI = 1_000_000.0              # info values beyond these are refused (no image writer holds them)
+MAX_GAMMA = 100.0
+# Which transparency each mode may carry: a grey level / palette index, an [r, g, b] colour key, or
+# palette alpha bytes (any other mode: none), with the largest sample value.
+_KEY_MODES = {"1": 255, "L": 255, "P": 255, "I": 65535, "I;16": 65535, "I;16B": 65535, "I;16L": 65535,
+              "I;16N": 65535}
+_COLOUR_KEY_MODES = {"RGB": 255, "RGB;16": 65535}
 
 
 @dataclass
@@ -85,6 +92,8 @@ class Header:
     exif: bytes | None = None
     text: dict[str, str] = field(default_factory=dict)     # PNG text chunks
     info: dict = field(default_factory=dict)               # dpi, gamma, srgb, transparency
+    rebuild_crc: int | None = None  # image_io.rebuild_checksum: pixel CRC extended over palette mode and
+                                    # transparency (None: not stored, as in files without either)
     version: int = VERSION          # the format version (of the file it was read from)
 
     @property
@@ -139,39 +148,74 @@ def _string(s: str, what: str) -> bytes:
 
 
 # --- info block (a few small Pillow info values) as JSON -------------------------------------------
-def _info_to_json(info: dict) -> bytes:
-    def conv(v):
-        if isinstance(v, (bytes, bytearray)):
-            return {"bytes": bytes(v).hex()}
-        if isinstance(v, (tuple, list)):
-            return [conv(x) for x in v]
-        if isinstance(v, bool) or not isinstance(v, (int, float, str)):
-            raise ValueError(f"unsupported info value {v!r}")
-        if isinstance(v, float) and not math.isfinite(v):
-            raise ValueError("info values must be finite")
-        return v
-    return json.dumps({k: conv(info[k]) for k in INFO_KEYS if k in info}, sort_keys=True,
-                      separators=(",", ":")).encode("utf-8")
+def _number(v, lo: float, hi: float) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not lo < v <= hi:
+        raise ValueError
+    return float(v)
 
 
-def _info_from_json(blob: bytes) -> dict:
+def _sample(v, hi: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= hi:
+        raise ValueError
+    return v
+
+
+def check_info_value(key: str, v, mode: str):
+    """``v`` as the info value ``key`` of an image of ``mode``, normalized (dpi and colour keys as
+    tuples); ValueError when its type or range is not one an image file can hold."""
+    if key == "dpi":
+        if not isinstance(v, (tuple, list)) or len(v) != 2:
+            raise ValueError
+        return tuple(_number(x, 0.0, MAX_DPI) for x in v)
+    if key == "gamma":
+        return _number(v, 0.0, MAX_GAMMA - 1e-9)
+    if key == "srgb":
+        return _sample(v, 3)
+    if key != "transparency":
+        raise ValueError
+    if isinstance(v, (bytes, bytearray)) and mode == "P" and 1 <= len(v) <= 256:
+        return bytes(v)
+    if mode in _KEY_MODES and not isinstance(v, (bytes, bytearray, tuple, list)):
+        return _sample(v, _KEY_MODES[mode])
+    if mode in _COLOUR_KEY_MODES and isinstance(v, (tuple, list)) and len(v) == 3:
+        return tuple(_sample(x, _COLOUR_KEY_MODES[mode]) for x in v)
+    raise ValueError
+
+
+def check_info(info: dict, mode: str) -> dict:
+    """Every value of ``info`` checked (:func:`check_info_value`); unknown keys are an error."""
+    return {k: check_info_value(k, info[k], mode) for k in info}
+
+
+def _info_to_json(info: dict, mode: str) -> bytes:
+    try:
+        info = check_info({k: info[k] for k in INFO_KEYS if k in info}, mode)
+    except ValueError:
+        raise ValueError(f"unsupported info values for a {mode} image: {info!r}") from None
+    conv = {k: ({"bytes": v.hex()} if isinstance(v, bytes) else list(v) if isinstance(v, tuple) else v)
+            for k, v in info.items()}
+    return json.dumps(conv, sort_keys=True, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def _info_from_json(blob: bytes, mode: str) -> dict:
     def conv(v):
         if isinstance(v, dict):
             if set(v) != {"bytes"} or not isinstance(v["bytes"], str):
                 raise ValueError
             return bytes.fromhex(v["bytes"])
-        if isinstance(v, list):
-            return tuple(conv(x) for x in v)
-        if isinstance(v, bool) or not isinstance(v, (int, float, str)):
-            raise ValueError
         return v
     try:
-        raw = json.loads(blob.decode("utf-8"))
+        raw = json.loads(blob.decode("utf-8"), parse_constant=_no_constant)
         if not isinstance(raw, dict):
             raise ValueError
-        return {k: conv(v) for k, v in raw.items() if k in INFO_KEYS}
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise FormatError("The file is corrupt (its image information block cannot be read).") from None
+        return check_info({k: conv(v) for k, v in raw.items() if k in INFO_KEYS}, mode)
+    except (ValueError, TypeError, OverflowError, UnicodeDecodeError, RecursionError):
+        raise FormatError("The file is corrupt (its image information block cannot be read or holds "
+                          "impossible values).") from None
+
+
+def _no_constant(name: str):
+    raise ValueError(name)                       # NaN, Infinity: not JSON
 
 
 # --- header ---------------------------------------------------------------------------------------
@@ -194,9 +238,11 @@ def _meta_blocks(h: Header) -> list[tuple[int, bytes]]:
             raise ValueError(f"invalid text key {k!r}")
         meta.append((META_TEXT, k.encode("utf-8") + b"\0" + v.encode("utf-8")))
     if h.info:
-        blob = _info_to_json(h.info)
+        blob = _info_to_json(h.info, h.mode)
         if blob != b"{}":
             meta.append((META_INFO, blob))
+    if h.rebuild_crc is not None:
+        meta.append((META_REBUILD_CRC, CRC.pack(h.rebuild_crc & 0xFFFFFFFF)))
     for kind, blob in meta:
         if len(blob) > MAX_META:
             what = {META_ICC: "ICC profile", META_EXIF: "EXIF block", META_TEXT: "text chunk"}.get(kind, "metadata")
@@ -213,6 +259,8 @@ def _encode_header(h: Header) -> bytes:
     if h.mode not in MODE_CHANNELS:
         raise ValueError(f"unknown pixel format {h.mode!r}")
     _check_dims(h.width, h.height, h.mode, reading=False)
+    if not math.isfinite(h.neg_elbo_bits) or h.neg_elbo_bits < 0:
+        raise ValueError(f"the model code length must be finite and >= 0, not {h.neg_elbo_bits}")
     sha = bytes.fromhex(h.weights_sha256) if h.weights_sha256 else b""
     if sha and len(sha) != 32:
         raise ValueError("weights_sha256 must be 32 bytes (64 hex digits)")
@@ -243,29 +291,43 @@ def _decode_header(data, start: int, end: int, version: int) -> Header:
     patch, group, n_patches, total_bits, initial_bits, elbo, crc, depth = r.unpack(FIXED)
     if patch > MAX_PATCH:
         raise FormatError("The file is corrupt (impossible patch size).")
+    if not math.isfinite(elbo) or elbo < 0:
+        raise FormatError("The file is corrupt (impossible model code length).")
     source_format = r.string()
     h = Header(width, height, mode, method, model_id, sha, variant, patch, group, n_patches, total_bits,
                initial_bits, elbo, crc, source_format, depth, version=version)
     (n_meta,) = r.unpack("H")
+    seen = set()
     for _ in range(n_meta):
         kind, length = r.unpack("BI")
         if length > MAX_META:
             raise FormatError("The file is corrupt (a metadata block is impossibly large).")
         blob = r.take(length)
-        if kind == META_ICC:
-            h.icc = blob
-        elif kind == META_EXIF:
-            h.exif = blob
-        elif kind == META_TEXT:
+        if kind == META_TEXT:
             key, sep, value = blob.partition(b"\0")
             try:
                 if not sep or not key:
                     raise UnicodeDecodeError("utf-8", b"", 0, 1, "no key")
-                h.text[key.decode("utf-8")] = value.decode("utf-8")
+                key, value = key.decode("utf-8"), value.decode("utf-8")
             except UnicodeDecodeError:
                 raise FormatError("The file is corrupt (a text chunk cannot be read).") from None
+            if key in h.text:
+                raise FormatError("The file is corrupt (it holds the same text chunk twice).")
+            h.text[key] = value
+            continue
+        if kind in seen and kind in (META_ICC, META_EXIF, META_INFO, META_REBUILD_CRC):
+            raise FormatError("The file is corrupt (it holds the same metadata block twice).")
+        seen.add(kind)
+        if kind == META_ICC:
+            h.icc = blob
+        elif kind == META_EXIF:
+            h.exif = blob
         elif kind == META_INFO:
-            h.info = _info_from_json(blob)
+            h.info = _info_from_json(blob, mode)
+        elif kind == META_REBUILD_CRC:
+            if length != CRC.size:
+                raise FormatError("The file is corrupt (bad image checksum block).")
+            (h.rebuild_crc,) = CRC.unpack(blob)
         # other kinds: optional metadata from a later writer; skipped
     if r.left:
         raise FormatError("The file is corrupt (unexpected bytes after the header).")
@@ -361,3 +423,18 @@ def read_header_file(path) -> Header:
     except OSError as exc:
         raise ShvcError(f"{path.name} cannot be read ({exc.strerror or exc}).") from None
     return read_header(data)
+
+
+def describe(h: Header, path=None) -> dict:
+    """What ``shvc info`` and the GUI show about a .shvc file (JSON-friendly: every number finite)."""
+    d = {"width": h.width, "height": h.height, "mode": h.mode, "method": h.method, "model": h.model_id,
+         "weights_sha256": h.weights_sha256, "variant": h.variant, "patch": h.patch, "group_size": h.group_size,
+         "patches": h.n_patches, "payload_bits": h.total_bits, "initial_bits": h.initial_bits,
+         "model_ideal_bits": round(h.neg_elbo_bits, 1), "source_format": h.source_format,
+         "bit_depth": h.bit_depth, "metadata": {"icc": len(h.icc or b""), "exif": len(h.exif or b""),
+                                                "text": sorted(h.text), "info": sorted(h.info)}}
+    if path is not None:
+        size = Path(path).stat().st_size
+        d.update(file=str(path), bytes=size, bpd=round(8 * size / (h.channels * h.width * h.height), 4))
+    d["format_version"] = h.version
+    return d

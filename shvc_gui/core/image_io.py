@@ -36,7 +36,7 @@ import numpy as np
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from .container import (INFO_KEYS, MAX_SUBPIXELS, METHOD_FALLBACK, METHOD_MIXED, METHOD_MODEL,
-                        MODE_CHANNELS)
+                        MODE_CHANNELS, check_info_value)
 from .errors import FormatError, ImageError, ShvcError
 
 METHOD_MODEL_ALPHA = METHOD_MIXED          # older name of the "mixed" method
@@ -218,29 +218,19 @@ def _from_pil(pil: Image.Image):
         pmode = pal.mode if pal is not None and pal.mode in ("RGB", "RGBA") else "RGB"
         values = pil.getpalette(rawmode=pmode)
         palette = bytes(values) if values is not None else None
-    return arr, mode, palette, pmode, _info_of(pil.info)
+    return arr, mode, palette, pmode, _info_of(pil.info, mode)
 
 
-def _info_of(info: dict) -> dict:
-    """The info values that are kept: dpi, gamma, srgb, transparency (only well-formed ones)."""
+def _info_of(info: dict, mode: str) -> dict:
+    """The info values that are kept: dpi, gamma, srgb, transparency (only those a .shvc file and the
+    image writers hold, :func:`shvc_gui.core.container.check_info_value`; others are dropped)."""
     out = {}
-    dpi = info.get("dpi")
-    if isinstance(dpi, tuple) and len(dpi) == 2 and all(isinstance(v, (int, float)) and v > 0 for v in dpi):
-        out["dpi"] = tuple(float(v) for v in dpi)
-    gamma = info.get("gamma")
-    if isinstance(gamma, (int, float)) and 0 < gamma < 100:
-        out["gamma"] = float(gamma)
-    srgb = info.get("srgb")
-    if isinstance(srgb, int) and 0 <= srgb <= 3:
-        out["srgb"] = srgb
-    t = info.get("transparency")
-    if isinstance(t, (bytes, bytearray)):
-        out["transparency"] = bytes(t)
-    elif isinstance(t, int) and not isinstance(t, bool) and 0 <= t < 65536:
-        out["transparency"] = t
-    elif isinstance(t, tuple) and len(t) == 3 and all(isinstance(v, int) and 0 <= v < 65536 for v in t):
-        out["transparency"] = t
-    assert set(out) <= set(INFO_KEYS)
+    for key in INFO_KEYS:
+        if key in info:
+            try:
+                out[key] = check_info_value(key, info[key], mode)
+            except ValueError:
+                pass
     return out
 
 
@@ -256,6 +246,24 @@ def pixel_checksum(img: LoadedImage) -> int:
     if img.palette:
         crc = zlib.crc32(img.palette, crc)
     return crc & 0xFFFFFFFF
+
+
+def rebuild_checksum(img: LoadedImage, pixel_crc: int | None = None) -> int | None:
+    """The pixel checksum extended over what else rebuilds the image exactly: the palette mode and
+    the transparency (grey level, colour key or palette alpha). None for an image with neither (its
+    pixel checksum covers everything). ``pixel_crc``: :func:`pixel_checksum` of ``img``, if known."""
+    t = img.info.get("transparency")
+    if img.palette is None and t is None:
+        return None
+    if isinstance(t, (bytes, bytearray)):
+        t = "bytes:" + bytes(t).hex()
+    elif isinstance(t, (tuple, list)):
+        t = "key:" + ",".join(str(int(v)) for v in t)
+    elif t is not None:
+        t = "key:" + str(int(t))
+    extra = f"palette:{img.palette_mode if img.palette is not None else ''};transparency:{t or ''}"
+    crc = pixel_checksum(img) if pixel_crc is None else pixel_crc
+    return zlib.crc32(extra.encode("ascii"), crc) & 0xFFFFFFFF
 
 
 # --- reading -----------------------------------------------------------------------------------
@@ -312,6 +320,7 @@ def decode_image_bytes(data: bytes, name: str = "The image") -> LoadedImage:
     with im:
         _check_pixels(*im.size, name)
         try:
+            _refuse_frames(im, name)
             im.load()
             fmt = im.format or ""
             text = {k: v for k, v in getattr(im, "text", {}).items() if isinstance(k, str) and isinstance(v, str)}
@@ -319,7 +328,9 @@ def decode_image_bytes(data: bytes, name: str = "The image") -> LoadedImage:
                         source_format=fmt)
             deep = _deep_colour(im, data, fmt)
             if deep is not None:
-                return LoadedImage(deep, info=_info_of(im.info), **meta)
+                img = LoadedImage(deep, **meta)
+                img.info = _info_of(im.info, img.mode)
+                return img
             if im.mode not in MODE_CHANNELS or im.mode in NON_PIL_MODES:
                 raise ImageError(f"{name} uses the pixel format {im.mode!r}, which shvc does not support.")
             return LoadedImage(im, **meta)
@@ -327,6 +338,17 @@ def decode_image_bytes(data: bytes, name: str = "The image") -> LoadedImage:
             raise
         except Exception as exc:  # noqa: BLE001
             raise ImageError(f"{name} is damaged or truncated ({_short(exc)}).") from None
+
+
+def _refuse_frames(im: Image.Image, name: str) -> None:
+    """An animation (GIF, APNG, WebP) or a multi-page TIFF holds more than one image; coding only the
+    first would drop the others silently. (A camera's MPO JPEG is read as its primary image, as
+    every viewer shows it.)"""
+    frames = getattr(im, "n_frames", 1)
+    if frames > 1 and im.format != "MPO":
+        kind = "a multi-page TIFF" if im.format == "TIFF" else "animated"
+        raise ImageError(f"{name} is {kind} ({frames} frames) and a .shvc file holds one still image; "
+                         "save the frame you want as its own image first.")
 
 
 EXIF_PREFIX = b"Exif\x00\x00"
@@ -453,10 +475,82 @@ def _raw_bytes(arr: np.ndarray) -> bytes:
     return arr.astype(arr.dtype.newbyteorder("<")).tobytes()
 
 
+_PNG_CHANNELS = {0: 1, 4: 2, 2: 3, 6: 4}          # PNG colour type -> channels (no palettes here)
+_JXL_RATIOS = {1: (1, 1), 2: (12, 10), 3: (4, 3), 4: (3, 2), 5: (16, 9), 6: (5, 4), 7: (2, 1)}
+
+
+def _png_layout(body: bytes) -> tuple[int, int, int, int]:
+    """(width, height, channels, bits per sample) from a PNG's IHDR, before anything is decoded."""
+    if len(body) < 33 or body[:8] != b"\x89PNG\r\n\x1a\n" or body[12:16] != b"IHDR":
+        raise ValueError("not a PNG stream")
+    w, h, depth, colour = struct.unpack_from(">IIBB", body, 16)
+    return w, h, _PNG_CHANNELS.get(colour, 0), depth
+
+
+def _jxl_codestream(body: bytes) -> bytes:
+    """The start of the codestream of a JPEG-XL stream, bare or in its ISO-BMFF container."""
+    if body[:2] == b"\xff\x0a":
+        return body
+    if body[:12] != b"\x00\x00\x00\x0cJXL \r\n\x87\n":
+        raise ValueError("not a JPEG-XL stream")
+    pos = 12
+    while pos + 8 <= len(body):
+        size, kind = struct.unpack_from(">I4s", body, pos)
+        head = 8
+        if size == 1 and pos + 16 <= len(body):
+            size, head = struct.unpack_from(">Q", body, pos + 8)[0], 16
+        if kind == b"jxlc":
+            return body[pos + head:]
+        if kind == b"jxlp":
+            return body[pos + head + 4:]
+        if size < head:
+            break
+        pos += size
+    raise ValueError("JPEG-XL container without a codestream")
+
+
+def _jxl_size(body: bytes) -> tuple[int, int]:
+    """(width, height) from a JPEG-XL SizeHeader (ISO/IEC 18181-1 D.2), before anything is decoded."""
+    cs = _jxl_codestream(body)
+    if cs[:2] != b"\xff\x0a" or len(cs) < 12:
+        raise ValueError("not a JPEG-XL codestream")
+    bits = int.from_bytes(cs[2:12], "little")
+    pos = 0
+
+    def u(n: int) -> int:
+        nonlocal pos
+        v = (bits >> pos) & ((1 << n) - 1)
+        pos += n
+        return v
+
+    def size_u32() -> int:
+        return u((9, 13, 18, 30)[u(2)]) + 1
+    small = u(1)
+    height = (u(5) + 1) * 8 if small else size_u32()
+    ratio = u(3)
+    if ratio:
+        num, den = _JXL_RATIOS[ratio]
+        return height * num // den, height
+    return ((u(5) + 1) * 8 if small else size_u32()), height
+
+
+def _check_body_size(codec: int, body: bytes, h: int, w: int, c: int, itemsize: int) -> None:
+    """The embedded PNG / JPEG-XL stream must describe the array the header sizes (read from its own
+    header first, so a stream claiming more pixels is refused before a decoder allocates them)."""
+    if codec == FB_PNG:
+        pw, ph, pc, depth = _png_layout(body)
+        if (pw, ph, pc, depth) != (w, h, c, 8 * itemsize):
+            raise ValueError(f"it holds a {pw}x{ph} image of {pc} channel(s) at {depth} bits, not {w}x{h}")
+    elif _jxl_size(body) != (w, h):
+        raise ValueError("its size differs from the file's")
+
+
 def _decode_body(codec: int, body: bytes, shape: tuple, dtype: np.dtype) -> np.ndarray:
     import imagecodecs
     h, w, c = shape
     store = np.dtype(np.uint8) if dtype == bool else dtype
+    if codec != FB_RAW_ZLIB:
+        _check_body_size(codec, body, h, w, c, store.itemsize)
     if codec == FB_RAW_ZLIB:
         n = h * w * c * store.itemsize
         d = zlib.decompressobj()
