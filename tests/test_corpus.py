@@ -26,6 +26,19 @@ def photo_like(seed: int, h: int = 384, w: int = 512) -> Image.Image:
     return Image.fromarray(np.clip(img, 0, 255).round().astype(np.uint8))
 
 
+def smooth_photo(seed: int, h: int = 384, w: int = 512) -> Image.Image:
+    """A foggy sky: one slow gradient and faint sensor noise (low entropy, but a photograph)."""
+    rng = np.random.default_rng(seed)
+    y = np.linspace(0, 1, h)[:, None, None]
+    x = np.linspace(0, 1, w)[None, :, None]
+    img = 150 + 40 * y + 10 * x * np.array([1.0, 0.8, 0.5]) + rng.normal(0, 1.5, (h, w, 3))
+    return Image.fromarray(np.clip(img, 0, 255).round().astype(np.uint8))
+
+
+def grey_photo(seed: int) -> Image.Image:
+    return photo_like(seed).convert("L").convert("RGB")
+
+
 def flat_images() -> dict[str, Image.Image]:
     h, w = 384, 512
     ramp = np.linspace(0, 255, w)[None, :, None] * np.ones((h, 1, 3))
@@ -45,7 +58,9 @@ def flat_images() -> dict[str, Image.Image]:
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory) -> Path:
     """Five photographs (one shipped at two sizes, one again under another name as JPEG, one
-    byte-identical copy), four flat pictures, an SVG, a transparent picture and a tiny photo."""
+    byte-identical copy), a smooth (foggy) and a grey photograph, four flat pictures, an SVG, a
+    transparent picture, a tiny photo, a small JPEG (too small once halved) and a picture in a
+    folder reserved for evaluation."""
     root = tmp_path_factory.mktemp("sources")
     (root / "nature").mkdir()
     (root / "art").mkdir()
@@ -62,7 +77,12 @@ def sources(tmp_path_factory) -> Path:
     rgba = photo_like(200).convert("RGBA")
     rgba.putalpha(Image.new("L", rgba.size, 128))
     rgba.save(root / "art" / "transparent.png")
-    photo_like(300, 160, 200).save(root / "nature" / "tiny.png")
+    photo_like(300, 100, 120).save(root / "nature" / "tiny.png")
+    photo_like(301, 200, 240).save(root / "nature" / "small.jpg", quality=95)     # 200 px -> 100 px
+    smooth_photo(400).save(root / "nature" / "fog.png")
+    grey_photo(401).save(root / "nature" / "grey.png")
+    (root / "skimage" / "data").mkdir(parents=True)
+    photo_like(500).save(root / "skimage" / "data" / "astronaut.png")
     return root
 
 
@@ -95,8 +115,10 @@ def test_photos_kept_flat_art_dropped(built, sources):
     assert sel["art/logo.svg"] == ("drop", "vector art (SVG)")
     assert sel["art/transparent.png"] == ("drop", "transparent")
     assert sel["nature/tiny.png"][1].startswith("too small")
+    assert sel["nature/small.jpg"][1].startswith("too small: output 120x100")     # JPEG: halved at least
+    assert sel["skimage/data/astronaut.png"] == ("drop", "reserved for evaluation (never trained on)")
     kept = sorted(f["source"]["path"] for f in manifest["files"])
-    assert kept == [f"nature/photo{i}_512x384.png" for i in range(5)]
+    assert kept == ["nature/fog.png", "nature/grey.png"] + [f"nature/photo{i}_512x384.png" for i in range(5)]
     assert all(sel[k][0] == "keep" and sel[k][1].startswith("photo:") for k in kept)
 
 
@@ -108,7 +130,7 @@ def test_duplicates_and_sizes_of_one_picture_give_one_output(built):
     assert sel["zcopy/photo2-again.png"][1] == "identical to local:nature/photo2_512x384.png"
     assert any(line.startswith("near-duplicate") and "copy-of-photo-1" in line for line in lines)
     identities = [f["identity"] for f in manifest["files"]]
-    assert len(identities) == len(set(identities)) == 5
+    assert len(identities) == len(set(identities)) == 7
 
 
 def test_split_by_source(built):
@@ -214,15 +236,75 @@ def test_corrupted_file_is_detected(built, tmp_path):
 
 
 # --- pieces ---------------------------------------------------------------------------------------
-def test_downsample_is_an_area_mean_by_at_least_two():
+def test_downsample_is_an_area_mean_by_at_least_two_for_lossy_sources():
     a = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
-    out = np.asarray(C.downsample(Image.fromarray(a), C.Rules()))
+    out = np.asarray(C.downsample(Image.fromarray(a), C.Rules()))     # lossy by default
     assert out.shape == (2, 3, 3)
     assert out[0, 0, 0] == int(a[:2, :2, 0].mean() + 0.5)               # mean, rounded half up
     rules = C.Rules(max_short_side=100, max_long_side=150)
     assert C.reduce_factor((1000, 300), rules) == 3
     assert C.downsample(Image.new("RGB", (1000, 300)), rules).size == (150, 100)   # 333x100, cropped
     assert C.downsample_size((1000, 300), rules) == (150, 100)
+
+
+def test_lossless_sources_keep_native_pixels_up_to_the_size_limits():
+    r = C.Rules()
+    assert (r.max_short_side, r.max_long_side, r.min_factor_lossy, r.min_factor_lossless) == (1024, 1536, 2, 1)
+    img = photo_like(7, 300, 400)
+    assert np.array_equal(np.asarray(C.downsample(img, r, lossy=False)), np.asarray(img))
+    assert C.reduce_factor((400, 300), r, lossy=False) == 1 and C.reduce_factor((400, 300), r) == 2
+    assert C.reduce_factor((5120, 2880), r, lossy=False) == 3 == C.reduce_factor((5120, 2880), r)
+    assert C.downsample_size((5120, 2880), r, lossy=False) == (1536, 960)
+    assert C.downsample_size((2560, 1600), r) == (1280, 800)
+
+
+def test_a_png_that_was_a_jpeg_counts_as_lossy(tmp_path):
+    img = photo_like(8, 384, 512)
+    assert C.is_lossy(img, "PNG") [0] is False and C.blockiness(img) < 1.05
+    img.save(tmp_path / "a.jpg", quality=60)
+    with Image.open(tmp_path / "a.jpg") as im:
+        was_jpeg = C.to_rgb(im)[0]
+    assert C.blockiness(was_jpeg) > C.Rules().max_blockiness
+    assert C.is_lossy(was_jpeg, "PNG")[0] is True                      # saved again as PNG: still lossy
+    assert C.is_lossy(img, "JPEG") == (True, "JPEG") and C.is_lossy(img, "WEBP")[0] is True
+
+
+def test_smooth_and_grey_photographs_are_kept_gradients_and_flat_art_dropped():
+    for img in (smooth_photo(1), grey_photo(2), photo_like(3)):
+        keep, why = C.is_photo(img, lossy=False)
+        assert keep, why
+    for name, img in flat_images().items():
+        keep, why = C.is_photo(img, lossy=False)
+        assert not keep, (name, why)
+
+
+@pytest.mark.parametrize("pkg", ["opencv-doc", "libjxl-testdata", "python3-skimage", "python-skimage-doc",
+                                 "python3-sklearn", "python-sklearn-doc", "python3-sklearn-lib"])
+def test_packages_reserved_for_evaluation_are_refused(tmp_path, monkeypatch, pkg):
+    monkeypatch.setattr(C, "_run", lambda *a, **k: pytest.fail("apt must not run"))
+    with pytest.raises(ValueError, match="reserved for independent evaluation"):
+        C.build_corpus(tmp_path / "out", tmp_path / "cache", packages=["gnome-backgrounds", pkg], log=lambda s: None)
+    with pytest.raises(ValueError, match="reserved"):
+        C.fetch_packages(tmp_path / "cache", [pkg], lambda s: None)
+    assert not (tmp_path / "out").exists()
+    assert not any(C.is_excluded(p) for p in C.PACKAGES)
+
+
+def test_reserved_sample_folders_are_dropped():
+    for rel in ("usr/lib/python3/dist-packages/skimage/data/astronaut.png",
+                "usr/lib/python3/dist-packages/sklearn/datasets/images/china.jpg",
+                "usr/share/doc/opencv-doc/examples/data/lena.jpg",
+                "usr/share/libjxl/testdata/jxl/flower/flower.png"):
+        assert C.is_excluded("some-package", rel), rel
+    assert not C.is_excluded("gnome-backgrounds", "usr/share/backgrounds/gnome/adwaita-l.webp")
+
+
+def test_picture_paths():
+    assert C.is_picture_path("tuxpaint-data", "usr/share/tuxpaint/templates/sheep.jpg")
+    assert not C.is_picture_path("tuxpaint-data", "usr/share/tuxpaint/starters/frog.png")
+    assert C.is_picture_path("mate-backgrounds", "usr/share/backgrounds/mate/nature/Dune.jpg")
+    assert not C.is_picture_path("mate-backgrounds", "usr/share/backgrounds/mate/screenshot.png")
+    assert not C.is_picture_path("x", "usr/share/icons/a.png")
 
 
 def test_to_rgb_modes():

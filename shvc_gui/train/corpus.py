@@ -57,10 +57,15 @@ from typing import Callable, Iterable
 import numpy as np
 from PIL import Image, ImageOps
 
-# Debian packages with photographic wallpapers (checked in bookworm). Names ending in '*' are
-# prefixes expanded with `apt-cache pkgnames`. Looked at and left out (no photographs, or gone):
-# xfdesktop4-data, lxde-common, debian-edu-artwork-*, kdegames-mahjongg-data-kf5, xplanet-images
-# (vector/gradient art or maps); budgie-*, deepin-*, xfce4-artwork (not in bookworm).
+# Debian packages with photographs (checked in bookworm). Names ending in '*' are prefixes expanded
+# with `apt-cache pkgnames`. Looked at and left out (no photographs, or gone): xfdesktop4-data,
+# lxde-common, debian-edu-artwork-*, kdegames-mahjongg-data-kf5, xplanet-images, fvwm-crystal,
+# cinnamon-desktop-data (vector/gradient/rendered art or maps); gimp-data, krita-data, kodi-data,
+# kphotoalbum, kstars-data, hugin-data, fotoxx-common, gthumb-data, inkscape (icons, UI screenshots,
+# small help pictures); supertuxkart-data, extremetuxracer-data, colobot-common-textures,
+# scorched3d-data, neverball-data (game textures: tiled, painted or rendered); gcompris-qt-data,
+# trigger-rally-data, openarena-081-textures, nexuiz-textures, ufoai-textures (pictures packed in
+# archives); budgie-*, deepin-*, xfce4-artwork (not in bookworm).
 PACKAGES = (
     "mate-backgrounds",
     "ukui-wallpapers",
@@ -72,7 +77,23 @@ PACKAGES = (
     "lxqt-themes",             # lxqt/wallpapers: a dozen photographs (flowers, clouds, fog, ...)
     "palapeli-data",           # the jigsaw puzzles' photographs (bridge, bee, chameleon, ...)
     "mypaint-data-extras",     # high-resolution scans of paper, canvas and cork
+    "tuxpaint-data",           # templates/: 19 photographs (bark, cliff, jellyfish, sheep, waves, ...)
+    "puzzle-jigsaw",           # samples/: two photographs (a cat, a lake)
+    "digikam-data",            # about/images/body-background.jpg: a 12-MP landscape photograph
 )
+# Where the pictures of a package lie when they are not in background/wallpaper folders
+# (path inside the package, a regular expression); every other package uses PICTURE_DIRS.
+PICTURE_PATHS = {
+    "tuxpaint-data": re.compile(r"^usr/share/tuxpaint/templates/[^/]+$"),
+    "puzzle-jigsaw": re.compile(r"^usr/share/puzzle-jigsaw/samples/[^/]+$"),
+    "digikam-data": re.compile(r"^usr/share/digikam/about/images/body-background\.jpg$"),
+}
+# Reserved for independent evaluation: never trained or tuned on. The builder refuses these
+# packages and drops any file whose path looks like one of these sample/test image collections.
+EXCLUDED_PACKAGES = re.compile(r"^(opencv-doc|libjxl-testdata|python3?-skimage.*|python-skimage.*|"
+                               r"python3?-sklearn.*|python-sklearn.*|scikit-(image|learn).*)$")
+EXCLUDED_PATHS = re.compile(r"(^|/)(skimage/data|sklearn/datasets/images|opencv[^/]*/samples|"
+                            r"doc/opencv[^/]*|libjxl[^/]*/testdata|jxl/testdata)(/|$)", re.IGNORECASE)
 # Only pictures in these folders count (icons, boot/login themes, previews are UI assets, not pictures).
 PICTURE_DIRS = re.compile(r"(^|/)(backgrounds?|wallpapers?|collection)/")
 NOT_PICTURES = re.compile(r"(screenshot|preview)[^/]*$", re.IGNORECASE)
@@ -80,37 +101,48 @@ RASTER_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 VECTOR_SUFFIXES = {".svg", ".svgz"}
 PNG_LEVEL = 9                  # the output files
 ANALYSIS_PNG_LEVEL = 6         # the selection rule's bits/pixel
-CORPUS_VERSION = 1
+CORPUS_VERSION = 2
 Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class Rules:
     """Every parameter of the pipeline; written into the manifest."""
-    min_factor: int = 2                # box-filter downsampling factor, at least
-    max_short_side: int = 640          # factor = max(min_factor, ceil(short / max_short_side))
-    max_long_side: int = 1024          # then the long side is centre-cropped to this
+    min_factor_lossy: int = 2          # box-filter factor, at least, for JPEG/WebP sources (and a PNG
+    #                                    that shows a JPEG 8x8 grid): washes out JPEG artefacts
+    min_factor_lossless: int = 1       # for PNG sources without a JPEG grid: native pixels kept
+    max_blockiness: float = 1.12       # a PNG whose 8x8 grid strength exceeds this was a JPEG
+    max_short_side: int = 1024         # factor = max(min factor, ceil(short / max_short_side))
+    max_long_side: int = 1536          # then the long side is centre-cropped to this
     min_side: int = 128                # short side of the output, at least (training crops are 64x64)
     analysis_short_side: int = 384     # the selection looks at the picture box-reduced to about this
-    min_png_bpp: float = 4.0           # PNG bits per pixel of the analysis image, at least
-    min_colours: int = 8000            # distinct RGB colours of the analysis image, at least
-    max_smooth_share: float = 0.75     # share of pixels with |dx| + |dy| <= 2 in grey, at most
+    min_colours: int = 2000            # distinct RGB colours of the analysis image, at least (colour)
+    min_grey_levels: int = 96          # distinct levels of a grey analysis image, at least
+    max_exact_share: float = 0.6       # share of pixels exactly on the planar prediction, at most
+    max_smooth_share: float = 0.98     # share of pixels with grey |dx| + |dy| <= 2, at most (gradients)
+    min_png_bpp: float = 0.5           # PNG bits per pixel of the analysis image, at least
     phash_max_distance: int = 24       # of 256 bits: the same picture
-    val_fraction: float = 0.125        # validation when u < this
+    val_fraction: float = 0.11         # validation when u < this
     min_val_share: float = 0.10        # and at least this share of the kept pictures
-    max_total_mib: float = 45.0        # size budget of the pack (a warning when exceeded)
+    max_total_mib: float = 450.0       # size budget of the pack (a warning when exceeded)
 
     def describe(self) -> dict:
         return {
-            "downsample": (f"box filter (PIL Image.reduce), integer factor max({self.min_factor}, "
-                           f"ceil(short side / {self.max_short_side})); then centre crop of the long side "
-                           f"to <= {self.max_long_side}; 8-bit RGB"),
-            "selection": ("only files in folders named background(s)/wallpaper(s)/collection, not "
-                          "screenshots or previews; SVG dropped; on the analysis image (box-reduced by "
-                          f"max(2, ceil(short side / {self.analysis_short_side}))) keep when PNG(level "
-                          f"{ANALYSIS_PNG_LEVEL}) bits/pixel >= {self.min_png_bpp}, distinct colours >= "
-                          f"{self.min_colours} and the share of smooth pixels (grey |dx| + |dy| <= 2) <= "
-                          f"{self.max_smooth_share}; output short side >= {self.min_side}; no transparency"),
+            "downsample": (f"box filter (PIL Image.reduce), integer factor max(m, ceil(short side / "
+                           f"{self.max_short_side})) with m = {self.min_factor_lossy} for JPEG/WebP sources "
+                           f"and PNG sources whose 8x8 grid strength (blockiness) > {self.max_blockiness}, "
+                           f"m = {self.min_factor_lossless} for other lossless sources; then centre crop of the "
+                           f"long side to <= {self.max_long_side}; 8-bit RGB"),
+            "selection": ("only files in folders named background(s)/wallpaper(s)/collection, or the "
+                          "package's own picture path, not screenshots or previews; SVG dropped; packages "
+                          "and sample collections reserved for evaluation refused; on the analysis image "
+                          f"(box-reduced by max(2, ceil(short side / {self.analysis_short_side}))) keep unless "
+                          f"distinct colours < {self.min_colours} (grey pictures: levels < "
+                          f"{self.min_grey_levels}), share of pixels exactly on the planar prediction "
+                          f"> {self.max_exact_share} (flat areas, clean gradients), share of smooth pixels "
+                          f"(grey |dx| + |dy| <= 2) > {self.max_smooth_share} (dithered gradients) or PNG(level "
+                          f"{ANALYSIS_PNG_LEVEL}) bits/pixel < {self.min_png_bpp}; smooth and low-entropy "
+                          f"photographs are kept; output short side >= {self.min_side}; no transparency"),
             "dedupe": ("identical sha256; same path once WxH sizes and plasma contents/images*/ are "
                        f"removed; 256-bit centre-square difference hash within {self.phash_max_distance} "
                        "bits (hashes with < 32 or > 224 ones, i.e. flat pictures, are not compared); the "
@@ -178,11 +210,16 @@ def expand_packages(packages: Iterable[str], debs: Path) -> list[str]:
 
 def fetch_packages(cache: Path, packages: Iterable[str], log: Log = print) -> list[tuple[str, Path, str]]:
     """Download and unpack; returns (package, root folder, .deb file name) of each package found."""
+    packages = list(packages)
+    refuse_excluded(packages)
     debs = cache / "debs"
     debs.mkdir(parents=True, exist_ok=True)
     updated = False
     found_roots = []
     for pkg in expand_packages(packages, debs):
+        if is_excluded(pkg):
+            log(f"skip {pkg}: reserved for independent evaluation")
+            continue
         found = sorted(debs.glob(f"{pkg}_*.deb"))
         if not found:
             if not _has_candidate(pkg) and not updated:
@@ -242,24 +279,35 @@ def to_rgb(im: Image.Image) -> tuple[Image.Image, bool]:
     return Image.fromarray(rgb, "RGB"), transparent
 
 
-def reduce_factor(size: tuple[int, int], rules: Rules) -> int:
-    return max(rules.min_factor, math.ceil(min(size) / rules.max_short_side))
+def reduce_factor(size: tuple[int, int], rules: Rules, lossy: bool = True) -> int:
+    m = rules.min_factor_lossy if lossy else rules.min_factor_lossless
+    return max(m, math.ceil(min(size) / rules.max_short_side))
 
 
-def downsample_size(size: tuple[int, int], rules: Rules) -> tuple[int, int]:
-    f = reduce_factor(size, rules)
+def downsample_size(size: tuple[int, int], rules: Rules, lossy: bool = True) -> tuple[int, int]:
+    f = reduce_factor(size, rules, lossy)
     return min(-(-size[0] // f), rules.max_long_side), min(-(-size[1] // f), rules.max_long_side)
 
 
-def downsample(img: Image.Image, rules: Rules) -> Image.Image:
+def downsample(img: Image.Image, rules: Rules, lossy: bool = True) -> Image.Image:
     """Box-filter reduce by an integer factor, then centre-crop the long side."""
-    img = img.reduce(reduce_factor(img.size, rules))
+    f = reduce_factor(img.size, rules, lossy)
+    if f > 1:
+        img = img.reduce(f)
     w, h = img.size
     cw, ch = min(w, rules.max_long_side), min(h, rules.max_long_side)
     if (cw, ch) != (w, h):
         x, y = (w - cw) // 2, (h - ch) // 2
         img = img.crop((x, y, x + cw, y + ch))
     return img
+
+
+def is_lossy(img: Image.Image, fmt: str | None, rules: Rules = Rules()) -> tuple[bool, str]:
+    """Whether the picture went through lossy coding at this size: (lossy, why)."""
+    if fmt in ("JPEG", "WEBP", "MPO"):
+        return True, fmt
+    b = blockiness(img)
+    return b > rules.max_blockiness, f"{fmt} blockiness {b:.3f}"
 
 
 def png_bytes(img: Image.Image) -> bytes:
@@ -286,30 +334,66 @@ def analysis_image(img: Image.Image, rules: Rules = Rules()) -> Image.Image:
 
 
 def image_stats(img: Image.Image) -> dict:
-    """PNG bits/pixel, distinct colours, share of smooth pixels (grey |dx| + |dy| <= 2)."""
+    """PNG bits/pixel, distinct colours, whether it is grey (R = G = B), share of smooth pixels
+    (grey |dx| + |dy| <= 2) and share of *exact* pixels: grey value equal to the mean of its two
+    left and two upper neighbours' linear prediction (``|g - (left + up - upleft)| == 0``), which
+    flat areas and clean gradients of digital art have nearly everywhere and photographs (sensor
+    noise, film grain, JPEG) do not."""
     buf = io.BytesIO()
     img.save(buf, format="PNG", compress_level=ANALYSIS_PNG_LEVEL)
-    a = np.asarray(img, dtype=np.uint32).reshape(-1, 3)
-    colours = len(np.unique((a[:, 0] << 16) | (a[:, 1] << 8) | a[:, 2]))
+    a = np.asarray(img, dtype=np.int32)
+    flat = a.reshape(-1, 3)
+    colours = len(np.unique((flat[:, 0] << 16) | (flat[:, 1] << 8) | flat[:, 2]))
+    grey = bool((np.abs(a[..., 0] - a[..., 1]).max() <= 2) and (np.abs(a[..., 1] - a[..., 2]).max() <= 2))
     g = np.asarray(img.convert("L"), dtype=np.int16)
     grad = np.abs(np.diff(g, axis=1))[:-1] + np.abs(np.diff(g, axis=0))[:, :-1]
     smooth = float((grad <= 2).mean()) if grad.size else 1.0
-    return {"bpp": 8 * len(buf.getvalue()) / (img.size[0] * img.size[1]), "colours": colours, "smooth": smooth}
+    if min(a.shape[:2]) > 1:
+        residual = a[1:, 1:] - a[1:, :-1] - a[:-1, 1:] + a[:-1, :-1]      # per channel
+        exact = float((np.abs(residual).max(axis=-1) == 0).mean())
+    else:
+        exact = 1.0
+    return {"bpp": 8 * len(buf.getvalue()) / (img.size[0] * img.size[1]), "colours": colours, "grey": grey,
+            "smooth": smooth, "exact": exact}
 
 
-def is_photo(img: Image.Image, rules: Rules = Rules()) -> tuple[bool, str]:
+def blockiness(img: Image.Image, block: int = 8, max_side: int = 2048) -> float:
+    """JPEG 8x8 grid strength of a full-resolution picture: the mean grey step across the columns
+    and rows at multiples of ``block`` divided by the mean step elsewhere (about 1.0 for a picture
+    that never was a JPEG at this size, 1.1 to 2 for one that was). Measured on the centre
+    ``max_side`` square at most, aligned to the grid of the full picture."""
+    w, h = img.size
+    x0 = max(0, (w - max_side) // 2) // block * block
+    y0 = max(0, (h - max_side) // 2) // block * block
+    g = np.asarray(img.crop((x0, y0, min(w, x0 + max_side), min(h, y0 + max_side))).convert("L"), np.float32)
+    ratios = []
+    for d in (np.abs(np.diff(g, axis=1)), np.abs(np.diff(g, axis=0)).T):
+        if d.shape[1] < 2 * block:
+            continue
+        at = (np.arange(d.shape[1]) % block) == block - 1
+        rest = float(d[:, ~at].mean())
+        ratios.append(float(d[:, at].mean()) / rest if rest > 0 else 1.0)
+    return float(np.mean(ratios)) if ratios else 1.0
+
+
+def is_photo(img: Image.Image, rules: Rules = Rules(), lossy: bool = True) -> tuple[bool, str]:
     """The selection rule on a full-size RGB picture: (keep, reason with the measured values)."""
     st = image_stats(analysis_image(img, rules))
-    out = downsample_size(img.size, rules)
-    stats = f"{st['bpp']:.2f} bpp, {st['colours']} colours, smooth {st['smooth']:.2f}"
+    out = downsample_size(img.size, rules, lossy)
+    stats = (f"{st['bpp']:.2f} bpp, {st['colours']} colours{' (grey)' if st['grey'] else ''}, "
+             f"smooth {st['smooth']:.2f}, exact {st['exact']:.2f}")
     if min(out) < rules.min_side:
         return False, f"too small: output {out[0]}x{out[1]}"
-    if st["bpp"] < rules.min_png_bpp:
-        return False, f"flat: bpp < {rules.min_png_bpp}: {stats}"
-    if st["colours"] < rules.min_colours:
+    if st["grey"] and st["colours"] < rules.min_grey_levels:
+        return False, f"few colours: < {rules.min_grey_levels} grey levels: {stats}"
+    if not st["grey"] and st["colours"] < rules.min_colours:
         return False, f"few colours: < {rules.min_colours}: {stats}"
+    if st["exact"] > rules.max_exact_share:
+        return False, f"flat: exact > {rules.max_exact_share}: {stats}"
     if st["smooth"] > rules.max_smooth_share:
         return False, f"smooth: > {rules.max_smooth_share}: {stats}"
+    if st["bpp"] < rules.min_png_bpp:
+        return False, f"flat: bpp < {rules.min_png_bpp}: {stats}"
     return True, f"photo: {stats}"
 
 
@@ -346,6 +430,25 @@ class _UnionFind:
             self.parent[max(a, b)] = min(a, b)
 
 
+def is_excluded(package: str, rel: str = "") -> bool:
+    """A package or file reserved for independent evaluation (never trained or tuned on)."""
+    return bool(EXCLUDED_PACKAGES.match(package) or EXCLUDED_PATHS.search(rel))
+
+
+def refuse_excluded(packages: Iterable[str]) -> None:
+    bad = [p for p in packages if EXCLUDED_PACKAGES.match(p.rstrip("*"))]
+    if bad:
+        raise ValueError(f"reserved for independent evaluation, never used for training: {', '.join(bad)}")
+
+
+def is_picture_path(package: str, rel: str) -> bool:
+    """Whether a file of a package is one of its pictures (not an icon, theme asset or preview)."""
+    if NOT_PICTURES.search(rel):
+        return False
+    pattern = PICTURE_PATHS.get(package)
+    return bool(pattern.search(rel)) if pattern else bool(PICTURE_DIRS.search(rel))
+
+
 def _slug(text: str, n: int = 60) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:n].strip("-")
 
@@ -360,10 +463,13 @@ def build_from_sources(sources: list[Source], out: Path, rules: Rules = Rules(),
     raster: list[Source] = []
     by_sha: dict[str, Source] = {}
     for s in sorted(sources, key=lambda s: (s.package, s.rel)):
+        if is_excluded(s.package, s.rel):
+            rows.append((s, "drop", "reserved for evaluation (never trained on)"))
+            continue
         if s.path.suffix.lower() in VECTOR_SUFFIXES:
             rows.append((s, "drop", "vector art (SVG)"))
             continue
-        if picture_folders and (not PICTURE_DIRS.search(s.rel) or NOT_PICTURES.search(s.rel)):
+        if picture_folders and not is_picture_path(s.package, s.rel):
             rows.append((s, "drop", "not in a wallpaper/background folder, or a preview"))
             continue
         s.sha256 = hashlib.sha256(s.path.read_bytes()).hexdigest()
@@ -402,7 +508,7 @@ def build_from_sources(sources: list[Source], out: Path, rules: Rules = Rules(),
     for i, s in enumerate(raster):
         groups.setdefault(uf.find(i), []).append(s)
     # 3. per group: the largest file, downsampled, selected
-    kept: list[tuple[str, Source, Image.Image, bytes, str]] = []
+    kept: list[tuple[str, Source, Image.Image, bytes, str, bool]] = []
     for members in groups.values():
         identity = min(s.identity for s in members)
         best = max(members, key=lambda s: (s.size[0] * s.size[1], s.size, -len(s.rel), s.package, s.rel))
@@ -411,6 +517,7 @@ def build_from_sources(sources: list[Source], out: Path, rules: Rules = Rules(),
                 rows.append((s, "drop", f"same picture as {best.package}:{best.rel} (larger)"))
         try:
             with Image.open(best.path) as im:
+                fmt = im.format
                 rgb, transparent = to_rgb(im)
         except Exception as exc:  # noqa: BLE001
             rows.append((best, "drop", f"unreadable: {type(exc).__name__}: {exc}"))
@@ -418,11 +525,13 @@ def build_from_sources(sources: list[Source], out: Path, rules: Rules = Rules(),
         if transparent:
             rows.append((best, "drop", "transparent"))
             continue
-        keep, why = is_photo(rgb, rules)
+        lossy, coding = is_lossy(rgb, fmt, rules)
+        keep, why = is_photo(rgb, rules, lossy)
+        why = f"{why}, {coding}, factor {reduce_factor(rgb.size, rules, lossy)}"
         rows.append((best, "keep" if keep else "drop", why))
         if keep:
-            img = downsample(rgb, rules)
-            kept.append((identity, best, img, png_bytes(img), why))
+            img = downsample(rgb, rules, lossy)
+            kept.append((identity, best, img, png_bytes(img), why, lossy))
     # 4. split and write
     splits = assign_splits([k[0] for k in kept], rules)
     for split in ("train", "val"):
@@ -430,7 +539,7 @@ def build_from_sources(sources: list[Source], out: Path, rules: Rules = Rules(),
         for old in (out / split).glob("*.png"):
             old.unlink()
     files = []
-    for identity, s, img, png, why in sorted(kept, key=lambda k: k[0]):
+    for identity, s, img, png, why, lossy in sorted(kept, key=lambda k: k[0]):
         split = splits[identity]
         name = f"{_slug(identity)}-{hashlib.sha256(identity.encode()).hexdigest()[:8]}.png"
         (out / split / name).write_bytes(png)
@@ -439,7 +548,7 @@ def build_from_sources(sources: list[Source], out: Path, rules: Rules = Rules(),
             "sha256": hashlib.sha256(png).hexdigest(),
             "pixels_sha256": hashlib.sha256(np.asarray(img).tobytes()).hexdigest(),
             "bytes": len(png), "width": img.size[0], "height": img.size[1],
-            "factor": reduce_factor(s.size, rules),
+            "factor": reduce_factor(s.size, rules, lossy), "lossy_source": lossy,
             "source": {"package": s.package, "path": s.rel, "sha256": s.sha256,
                        "width": s.size[0], "height": s.size[1]},
             "selection": why,
@@ -485,6 +594,8 @@ def build_from_images(paths: Iterable[Path], out_dir: Path, *, root: Path | None
 def build_corpus(out_dir: Path = Path("data/corpus"), cache_dir: Path = Path("data/cache"),
                  packages: Iterable[str] = PACKAGES, rules: Rules = Rules(), log: Log = print) -> dict:
     """Fetch the packages into ``cache_dir`` and build the corpus into ``out_dir``."""
+    packages = list(packages)
+    refuse_excluded(packages)
     roots = fetch_packages(Path(cache_dir), packages, log)
     if not roots:
         raise RuntimeError("no package could be fetched: is this a Debian/Ubuntu system with apt?")
