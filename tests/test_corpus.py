@@ -360,3 +360,13 @@ def test_cached_deb_is_used_without_apt(tmp_path, monkeypatch):
     assert [f["source"]["path"] for f in manifest["files"]] == ["usr/share/backgrounds/one.png"]
     assert manifest["packages"] == {"fake-wallpapers": "fake-wallpapers_1.0_all.deb"}
     assert selection(out)["usr/share/icons-not-a-picture.png"][0] == "drop"
+
+
+def test_package_cap_keeps_the_smallest_u(built, sources, tmp_path, monkeypatch):
+    monkeypatch.setattr(C, "PACKAGE_CAPS", {"local": 3})
+    out = tmp_path / "capped"
+    manifest = C.build_from_images(all_paths(sources), out, log=lambda s: None)
+    capped = [k for k, (d, why) in selection(out).items() if why.startswith("package cap")]
+    assert len(capped) == 4 and all(selection(out)[k][0] == "drop" for k in capped)
+    everything = sorted((f["identity"] for f in built[1]["files"]), key=lambda i: (C._u(i), i))
+    assert sorted(f["identity"] for f in manifest["files"]) == sorted(everything[:3])

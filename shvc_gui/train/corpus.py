@@ -80,6 +80,8 @@ PACKAGES = (
     "tuxpaint-data",           # templates/: 19 photographs (bark, cliff, jellyfish, sheep, waves, ...)
     "puzzle-jigsaw",           # samples/: two photographs (a cat, a lake)
     "digikam-data",            # about/images/body-background.jpg: a 12-MP landscape photograph
+    "sddm-theme-maldives",     # background.jpg: a beach photograph
+    "stellarium-data",         # nebulae/default/: astrophotographs (deep-sky objects), capped below
 )
 # Where the pictures of a package lie when they are not in background/wallpaper folders
 # (path inside the package, a regular expression); every other package uses PICTURE_DIRS.
@@ -87,7 +89,12 @@ PICTURE_PATHS = {
     "tuxpaint-data": re.compile(r"^usr/share/tuxpaint/templates/[^/]+$"),
     "puzzle-jigsaw": re.compile(r"^usr/share/puzzle-jigsaw/samples/[^/]+$"),
     "digikam-data": re.compile(r"^usr/share/digikam/about/images/body-background\.jpg$"),
+    "sddm-theme-maldives": re.compile(r"^usr/share/sddm/themes/maldives/background\.jpg$"),
+    "stellarium-data": re.compile(r"^usr/share/stellarium/nebulae/default/[^/]+\.(png|jpe?g)$"),
 }
+# At most this many kept pictures of a package (those with the smallest split hash u), so that
+# one kind of picture (astrophotographs: mostly black sky) does not dominate the corpus.
+PACKAGE_CAPS = {"stellarium-data": 48}
 # Reserved for independent evaluation: never trained or tuned on. The builder refuses these
 # packages and drops any file whose path looks like one of these sample/test image collections.
 EXCLUDED_PACKAGES = re.compile(r"^(opencv-doc|libjxl-testdata|python3?-skimage.*|python-skimage.*|"
@@ -147,6 +154,8 @@ class Rules:
                        f"removed; 256-bit centre-square difference hash within {self.phash_max_distance} "
                        "bits (hashes with < 32 or > 224 ones, i.e. flat pictures, are not compared); the "
                        "largest file of a group is kept; identity = smallest member identity"),
+            "package_caps": (f"at most {dict(sorted(PACKAGE_CAPS.items()))} kept pictures of these "
+                             "packages: those with the smallest u"),
             "split": (f"u = int(sha256(identity)[:8], 16) / 2**32; val when u < {self.val_fraction}; then "
                       f"the smallest-u train pictures move to val until val >= {self.min_val_share} of kept"),
             "params": asdict(self),
@@ -509,7 +518,9 @@ def build_from_sources(sources: list[Source], out: Path, rules: Rules = Rules(),
         groups.setdefault(uf.find(i), []).append(s)
     # 3. per group: the largest file, downsampled, selected
     kept: list[tuple[str, Source, Image.Image, bytes, str, bool]] = []
-    for members in groups.values():
+    for n, members in enumerate(groups.values()):
+        if n % 50 == 0:
+            log(f"selecting: {n} of {len(groups)} pictures, {len(kept)} kept, {time.time() - t0:.0f} s")
         identity = min(s.identity for s in members)
         best = max(members, key=lambda s: (s.size[0] * s.size[1], s.size, -len(s.rel), s.package, s.rel))
         for s in members:
@@ -532,7 +543,14 @@ def build_from_sources(sources: list[Source], out: Path, rules: Rules = Rules(),
         if keep:
             img = downsample(rgb, rules, lossy)
             kept.append((identity, best, img, png_bytes(img), why, lossy))
-    # 4. split and write
+    # 4. package caps: the kept pictures with the smallest u
+    for pkg, cap in sorted(PACKAGE_CAPS.items()):
+        mine = sorted((k for k in kept if k[1].package == pkg), key=lambda k: (_u(k[0]), k[0]))
+        for k in mine[cap:]:
+            kept.remove(k)
+            i = next(i for i, r in enumerate(rows) if r[0] is k[1])
+            rows[i] = (k[1], "drop", f"package cap: {pkg} keeps {cap} pictures (smallest u); {k[4]}")
+    # 5. split and write
     splits = assign_splits([k[0] for k in kept], rules)
     for split in ("train", "val"):
         (out / split).mkdir(parents=True, exist_ok=True)
