@@ -370,3 +370,12 @@ def test_package_cap_keeps_the_smallest_u(built, sources, tmp_path, monkeypatch)
     assert len(capped) == 4 and all(selection(out)[k][0] == "drop" for k in capped)
     everything = sorted((f["identity"] for f in built[1]["files"]), key=lambda i: (C._u(i), i))
     assert sorted(f["identity"] for f in manifest["files"]) == sorted(everything[:3])
+
+
+def test_listed_digital_art_is_dropped_by_path():
+    art = C.DIGITAL_ART.search
+    assert art("plasma-workspace-wallpapers:usr/share/wallpapers/Kay/contents/images/5120x2880.png")
+    assert art("gnome-backgrounds:usr/share/backgrounds/gnome/adwaita-l.webp")
+    assert art("mate-backgrounds:usr/share/backgrounds/mate/abstract/Elephants.jpg")
+    assert not art("mate-backgrounds:usr/share/backgrounds/mate/nature/Storm.jpg")
+    assert not art("plasma-workspace-wallpapers:usr/share/wallpapers/Grey/contents/images/2560x1600.jpg")

@@ -92,6 +92,18 @@ PICTURE_PATHS = {
     "sddm-theme-maldives": re.compile(r"^usr/share/sddm/themes/maldives/background\.jpg$"),
     "stellarium-data": re.compile(r"^usr/share/stellarium/nebulae/default/[^/]+\.(png|jpe?g)$"),
 }
+# Digital art (renders, illustrations) that passes the automatic rule because it is dithered or
+# textured, listed after looking at every kept picture of the bookworm packages: "package:path".
+DIGITAL_ART = re.compile(
+    r"^(gnome-backgrounds:"                                   # all of GNOME 43's are renders
+    r"|mate-backgrounds:usr/share/backgrounds/mate/(abstract|desktop)/"
+    r"|ukui-wallpapers:usr/share/backgrounds/(2004default|calla|city|desert|firstgeneration|fluent-color"
+    r"|focal-ubuntukylin|goldfish|rhythm|rollpaper|string|the-mouse)\."
+    r"|plasma-workspace-wallpapers:usr/share/wallpapers/(Altai|Canopee|Cascade|Cluster|Elarun|Flow"
+    r"|FlyingKonqui|Honeywave|IceCold|Kay|Kokkini|MilkyWay|Opal|PastelHills|Patak|SafeLanding|Shell"
+    r"|Volna)/"
+    r"|lomiri-wallpapers[^:]*:.*(umang_by_Abhishek_Mudgal|Fossa_by_Jasper_Roks|Infinite-Sea_by_Aury88)"
+    r"|lxqt-themes:.*/waves-logo)")
 # At most this many kept pictures of a package (those with the smallest split hash u), so that
 # one kind of picture (astrophotographs: mostly black sky) does not dominate the corpus.
 PACKAGE_CAPS = {"stellarium-data": 48}
@@ -142,7 +154,8 @@ class Rules:
                            f"long side to <= {self.max_long_side}; 8-bit RGB"),
             "selection": ("only files in folders named background(s)/wallpaper(s)/collection, or the "
                           "package's own picture path, not screenshots or previews; SVG dropped; packages "
-                          "and sample collections reserved for evaluation refused; on the analysis image "
+                          "and sample collections reserved for evaluation refused; digital art listed by path "
+                          "(DIGITAL_ART) dropped; on the analysis image "
                           f"(box-reduced by max(2, ceil(short side / {self.analysis_short_side}))) keep unless "
                           f"distinct colours < {self.min_colours} (grey pictures: levels < "
                           f"{self.min_grey_levels}), share of pixels exactly on the planar prediction "
@@ -477,6 +490,9 @@ def build_from_sources(sources: list[Source], out: Path, rules: Rules = Rules(),
             continue
         if s.path.suffix.lower() in VECTOR_SUFFIXES:
             rows.append((s, "drop", "vector art (SVG)"))
+            continue
+        if DIGITAL_ART.search(f"{s.package}:{s.rel}"):
+            rows.append((s, "drop", "digital art (listed in DIGITAL_ART after looking at it)"))
             continue
         if picture_folders and not is_picture_path(s.package, s.rel):
             rows.append((s, "drop", "not in a wallpaper/background folder, or a preview"))
