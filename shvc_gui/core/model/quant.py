@@ -15,7 +15,9 @@ with no rounding at all (``quantize=False``, the float model).
 
 from __future__ import annotations
 
+import os
 import platform
+import weakref
 
 import torch
 import torch.nn as nn
@@ -118,7 +120,12 @@ class QConv2d(nn.Module):
 
 
 class IntConv2d(nn.Module):
-    """The exact inference twin of :class:`QConv2d`, built from its exported integers."""
+    """The exact inference twin of :class:`QConv2d`, built from its exported integers.
+
+    The integer sums come from :func:`int_sums` (int8 on the CPU's integer units where it can, else
+    float32 convolutions that stay exact); the requantization is exact in float64 where the layer's
+    bounds allow it (:attr:`f64_exact`), else in int64. Every path gives the same integers.
+    """
 
     def __init__(self, params: dict):
         super().__init__()
@@ -129,19 +136,192 @@ class IntConv2d(nn.Module):
         self.register_buffer("m", params["m"].to(torch.int64).view(1, -1, 1))
         self.register_buffer("b", params["b"].to(torch.int64).view(1, -1, 1))
         self.clamp = bool(int(params["clamp"]))
-        bound = float(self.w.abs().flatten(1).sum(dim=1).max()) * IN_MAX
-        if bound >= EXACT_LIMIT:
+        self.wsum = float(self.w.abs().flatten(1).sum(dim=1).max())     # largest sum of |w| of a channel
+        if self.wsum * IN_MAX >= EXACT_LIMIT:
             raise ValueError("integer layer could overflow exact float32 sums")
+        # floor((h*M + B) / 2**SHIFT) is exact in float64 while every |h*M + B| < 2**53, for any |h| up
+        # to wsum * 255 (the largest sum of any path, uint8 inputs included): products, sums and the
+        # scaling by 2**-SHIFT then all land on representable values, and floor is exact.
+        m_max, b_max = int(self.m.abs().max()), int(self.b.abs().max())
+        self.f64_exact = int(self.wsum) * 255 * m_max + b_max < 2 ** 53
+        self._md = (params["m"].to(torch.float64) * 2.0 ** -SHIFT).view(1, -1, 1, 1)
+        self._bd = (params["b"].to(torch.float64) * 2.0 ** -SHIFT).view(1, -1, 1, 1)
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         """``a``: float32 tensor of integers (N, C, H, W); returns int64 (N, Cout, H, W)."""
-        n, _, h, w = a.shape
-        if exact_conv_available(a, self.w):
-            acc = F.conv2d(a, self.w, padding=self.ksize // 2).reshape(n, self.cout, h * w)
-        else:   # unfold + matmul: no Winograd/FFT transform can leave the integers
-            cols = F.unfold(a, self.ksize, padding=self.ksize // 2)      # (N, C*k*k, H*W)
-            acc = torch.matmul(self.w.view(self.cout, -1), cols)         # exact: |sum| < 2**24
-        out = (acc.to(torch.int64) * self.m + self.b) >> SHIFT            # floor((h*M + B) / 2**SHIFT)
-        if self.clamp:
-            out = out.clamp(ACT_MIN, ACT_MAX)
-        return out.view(n, self.cout, h, w)
+        return self.run(a, act=False)
+
+    def run(self, a: torch.Tensor, act: bool = False) -> torch.Tensor:
+        """``a``: integers (N, C, H, W) as float32, or the uint8 activations of a previous ``run``.
+
+        ``act=False``: int64 (N, Cout, H, W), contiguous (what :meth:`forward` returns). ``act=True``
+        (clamped layers only): the activations for the next layer in whatever form it takes fastest,
+        uint8 channels-last on the int8 path, else float32; the same integers either way.
+        """
+        acc = int_sums(self, a)
+        if act and self.clamp and _int8_ready(acc.device):
+            return self._requantize(acc, torch.uint8, torch.channels_last)
+        out = self._requantize(acc, torch.int64, torch.contiguous_format)
+        return out.to(torch.float32) if act else out
+
+    def _requantize(self, acc: torch.Tensor, dtype: torch.dtype, fmt: torch.memory_format) -> torch.Tensor:
+        """floor((acc*M + B) / 2**SHIFT), clamped for hidden layers, as ``dtype`` in layout ``fmt``."""
+        if not (self.f64_exact and acc.device.type == "cpu"):
+            out = acc.to(torch.int64, memory_format=fmt)
+            out = out.mul_(self.m.view(1, -1, 1, 1)).add_(self.b.view(1, -1, 1, 1)).bitwise_right_shift_(SHIFT)
+            return (out.clamp_(ACT_MIN, ACT_MAX) if self.clamp else out).to(dtype)
+        # float64 -> int8/int32 conversions are vectorised (float -> uint8/int64 ones are not), and a
+        # change of layout (oneDNN leaves channels-last sums) is cheapest on the narrowest values
+        x = acc.to(torch.float64)
+        torch.addcmul(self._bd, x, self._md, out=x)          # (acc*M + B) / 2**SHIFT, exactly
+        if self.clamp:      # on [0, 127] the conversion's truncation is floor, and clamping first keeps it so
+            out = x.clamp_(ACT_MIN, ACT_MAX).to(torch.int8).contiguous(memory_format=fmt)
+            return out.view(torch.uint8) if dtype == torch.uint8 else out.to(dtype)
+        return x.floor_().to(torch.int32).contiguous(memory_format=fmt).to(dtype)   # |floor| < 2**29
+
+
+def run_layers(layers, a: torch.Tensor) -> torch.Tensor:
+    """``for layer in layers: a = layer(a).float()`` with the last output kept int64, but with the
+    hidden activations passed on in the fastest exact form (uint8 channels-last on the int8 path)."""
+    layers = list(layers)
+    for layer in layers[:-1]:
+        a = layer.run(a, act=True)
+    return layers[-1].run(a, act=False)
+
+
+# --- the integer sums: one function picks the path, per call ------------------------------------
+
+PATHS = ("auto", "int8", "fp32", "unfold")
+#: Which path :func:`int_sums` may take: "auto"/"int8" prefer int8 (oneDNN u8 x s8 convolution,
+#: ``torch._int_mm`` for 1x1 layers) and fall back when a call cannot take it; "fp32" is the float32
+#: path (F.conv2d where :func:`exact_conv_available`, else unfold + matmul); "unfold" forces unfold +
+#: matmul. Set by the environment variable SHVC_CONV or by assigning ``quant.conv_path``.
+conv_path = os.environ.get("SHVC_CONV", "auto").strip().lower() or "auto"
+if conv_path not in PATHS:
+    raise ValueError(f"SHVC_CONV must be one of {', '.join(PATHS)}, not {conv_path!r}")
+
+
+def int_sums(layer: IntConv2d, a: torch.Tensor) -> torch.Tensor:
+    """The exact integer sums ``conv2d(a, layer.w, padding=k//2)`` (N, Cout, H, W), as float32 or
+    int32 in any memory layout. ``a``: float32 integers, or uint8 activations from
+    :meth:`IntConv2d.run`. The path is chosen here, per call; every path gives the same integers."""
+    path = conv_path
+    if a.dtype == torch.uint8:
+        if path in ("auto", "int8"):
+            acc = _int8_sums(layer, a, ACT_MIN, ACT_MAX)   # run() clamped them to the activation grid
+            if acc is not None:
+                return acc
+        a = a.to(torch.float32, memory_format=torch.contiguous_format)
+    elif path in ("auto", "int8") and _int8_ready(a.device):
+        lo, hi = (int(v) for v in torch.aminmax(a))
+        acc = _int8_sums(layer, a, lo, hi)
+        if acc is not None:
+            return acc
+    if path != "unfold" and exact_conv_available(a, layer.w):
+        return F.conv2d(a, layer.w, padding=layer.ksize // 2)
+    # unfold + matmul: no Winograd/FFT transform can leave the integers; exact as |sum| < 2**24
+    n, _, h, w = a.shape
+    cols = F.unfold(a, layer.ksize, padding=layer.ksize // 2)              # (N, C*k*k, H*W)
+    return torch.matmul(layer.w.view(layer.cout, -1), cols).view(n, layer.cout, h, w)
+
+
+# --- int8 on the CPU's integer units (oneDNN, VNNI/AMX) ----------------------------------------
+
+_INT8: bool | None = None
+_PACKS: "weakref.WeakKeyDictionary[IntConv2d, dict]" = weakref.WeakKeyDictionary()
+
+
+def int8_available() -> bool:
+    """Whether this process runs the int8 path: an x86-64 CPU with VNNI or AMX (without them oneDNN
+    halves the weights to avoid 16-bit saturation, which would round odd weights), PyTorch's oneDNN
+    int8 ops, and a self-check at the extremes (:func:`_int8_self_check`) that matched exactly."""
+    global _INT8
+    if _INT8 is None:
+        ok = (_CONV_X86 and torch.backends.mkldnn.is_available()
+              and hasattr(torch.ops.onednn, "qconv2d_pointwise") and hasattr(torch.ops.onednn, "qconv_prepack")
+              and hasattr(torch, "_int_mm") and _cpu_has_vnni())
+        try:
+            ok = ok and _int8_self_check()
+        except Exception:       # an op missing or refusing these arguments: stay on the float path
+            ok = False
+        _INT8 = ok
+    return _INT8
+
+
+def _cpu_has_vnni() -> bool:
+    cpu = getattr(torch, "cpu", None)
+    checks = [getattr(cpu, name, None) for name in ("_is_vnni_supported", "_is_amx_tile_supported")]
+    return any(f() for f in checks if f is not None)
+
+
+def _int8_ready(device: torch.device) -> bool:
+    return device.type == "cpu" and conv_path in ("auto", "int8") and int8_available()
+
+
+def _int8_sums(layer: IntConv2d, a: torch.Tensor, lo: int, hi: int) -> torch.Tensor | None:
+    """Integer sums on the int8 units, or None where this input cannot take them. Inputs in 0..255
+    go in as they are (zero point 0); inputs in -128..127 go in shifted by 128 with zero point 128,
+    so that oneDNN subtracts 128 * sum(w) in int32 and pads with the zero point (i.e. with 0)."""
+    if lo >= 0 and layer.wsum * hi < EXACT_LIMIT:
+        zp = 0
+    elif lo >= -128 and hi <= 127:
+        zp = 128
+    else:
+        return None
+    n, _, h, w = a.shape
+    if a.dtype != torch.uint8:          # float -> int8 is vectorised, float -> uint8 is not; same layout
+        a = a.to(torch.int8) if hi <= 127 else a.to(torch.int32).to(torch.uint8)
+    if layer.ksize == 1 and hi <= 127:
+        # 1x1: int8 x int8 -> int32 product of channels-last pixels and the weights (exact in int32)
+        x = a.view(torch.int8).contiguous(memory_format=torch.channels_last)
+        out = torch._int_mm(x.permute(0, 2, 3, 1).reshape(n * h * w, -1), _packed(layer, "mm"))
+        return out.view(n, h, w, layer.cout).permute(0, 3, 1, 2)
+    a = a.view(torch.uint8)
+    if zp:      # x + 128 as uint8 is x as int8 with the top bit flipped (a is our own copy here)
+        a = a.bitwise_xor_(0x80)
+    pad = layer.ksize // 2
+    ones, zeros = _packed(layer, "scales")
+    # f32 output of the int32 accumulator with every scale 1: exact while |sum| < 2**24
+    return torch.ops.onednn.qconv2d_pointwise(a, 1.0, zp, _packed(layer, zp), ones, zeros, None, [1, 1],
+                                              [pad, pad], [1, 1], 1, 1.0, 0, torch.float32, "none", [], "")
+
+
+def _packed(layer: IntConv2d, key):
+    """Prepacked int8 weights of ``layer`` (oneDNN's layout for zero point ``key``, or the (Cin, Cout)
+    int8 matrix for ``key == "mm"``), cached while the weights stay the same tensor."""
+    version = (layer.w.data_ptr(), layer.w._version)
+    cache = _PACKS.get(layer)
+    if cache is None or cache.get("version") != version:
+        cache = {"version": version}
+        _PACKS[layer] = cache
+    if key not in cache:
+        w8 = layer.w.to(torch.int8)
+        if key == "mm":
+            cache[key] = w8.view(layer.cout, -1).t().contiguous()
+        elif key == "scales":
+            cache[key] = (torch.ones(layer.cout), torch.zeros(layer.cout, dtype=torch.int64))
+        else:
+            pad = layer.ksize // 2
+            cache[key] = torch.ops.onednn.qconv_prepack(w8, torch.ones(layer.cout), 1.0, key, [1, 1], [pad, pad],
+                                                        [1, 1], 1, None)
+    return cache[key]
+
+
+def _int8_self_check() -> bool:
+    """Run the int8 path on a few layers at the largest sums (all weights +-63 in the first channels,
+    inputs at their bounds, odd sizes, both zero points, 3x3, 5x5 and 1x1) and compare with float64
+    sums; any difference switches the int8 path off for the process."""
+    g = torch.Generator().manual_seed(1234)
+    for cin, cout, k, n in ((16, 32, 3, 3), (18, 64, 5, 2), (32, 60, 1, 3), (64, 64, 1, 2), (12, 8, 3, 1)):
+        w = torch.randint(-W_MAX, W_MAX + 1, (cout, cin, k, k), generator=g)
+        w[0], w[1] = W_MAX, -W_MAX
+        layer = IntConv2d({"w": w.to(torch.int8), "m": torch.ones(cout, dtype=torch.int64),
+                           "b": torch.zeros(cout, dtype=torch.int64), "clamp": torch.tensor(1)})
+        for lo, hi in ((-128, 127), (0, 127), (0, 255)):
+            a = torch.randint(lo, hi + 1, (n, cin, 9, 7), generator=g).to(torch.float32)
+            a[0], a[-1] = hi, lo
+            acc = _int8_sums(layer, a, lo, hi)
+            ref = F.conv2d(a.double(), layer.w.double(), padding=k // 2)
+            if acc is None or not torch.equal(acc.double(), ref):
+                return False
+    return True
