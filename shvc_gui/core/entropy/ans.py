@@ -15,10 +15,15 @@ import constriction
 import numpy as np
 import torch
 
+from ..errors import FormatError
 from ..model.likelihoods import integer_cdf, table_bits
 
 CHUNK = 8192                      # symbols per table build (bounds memory to ~CHUNK*256*8 bytes)
 _FAMILY = constriction.stream.model.Categorical(perfect=False)
+# A decoder whose pops were worth this many more bits than the words they took has run out of data
+# (constriction keeps decoding from an empty stack); honest streams differ by a fraction of a bit
+# per symbol (the coder's own quantization of the tables).
+SLACK_BITS, SLACK_PER_SYMBOL = 4096, 0.25
 
 
 class TableStack:
@@ -35,6 +40,8 @@ class TableStack:
         self.min_words = self.coder.num_words()
         self.pushed_bits = 0.0
         self.popped_bits = 0.0
+        self.floor = None              # decoders (resume): words never popped, and the data budget
+        self.unpaid, self.symbols = 0.0, 0
 
     @staticmethod
     def _tables(mu, ls, logit, n):
@@ -51,8 +58,10 @@ class TableStack:
             p = self._tables(mu[a:b], ls[a:b], None if logit is None else logit[a:b], n)
             s = sym[a:b].to(torch.int64)
             bits[a:b] = table_bits(p, s).cpu()
+            before = self.coder.num_valid_bits()
             self.coder.encode_reverse(s.cpu().numpy().astype(np.int32), _FAMILY,
                                       p.cpu().numpy().astype(np.float64))
+            self.unpaid -= float(bits[a:b].sum()) - (self.coder.num_valid_bits() - before)
         self.pushed_bits += float(bits.sum())
         return bits
 
@@ -64,12 +73,24 @@ class TableStack:
         for a in range(0, total, CHUNK):
             b = a + CHUNK
             p = self._tables(mu[a:b], ls[a:b], None if logit is None else logit[a:b], n)
+            before = self.coder.num_valid_bits()
             s = torch.from_numpy(self.coder.decode(_FAMILY, p.cpu().numpy().astype(np.float64)).astype(np.int64))
             syms[a:b] = s
             bits[a:b] = table_bits(p, s.to(p.device)).cpu()
             self.min_words = min(self.min_words, self.coder.num_words())
+            self._check_paid(float(bits[a:b].sum()) - (before - self.coder.num_valid_bits()), len(s))
         self.popped_bits += float(bits.sum())
         return syms, bits
+
+    def _check_paid(self, unpaid: float, symbols: int) -> None:
+        """Decoders only: the stack stays above the cut seed (the encoder never went lower), and the
+        pops are paid for by words of the stream (so decoding time follows the bytes in the file)."""
+        if self.floor is None:
+            return
+        self.unpaid += unpaid
+        self.symbols += symbols
+        if self.coder.num_words() < self.floor or self.unpaid > SLACK_BITS + SLACK_PER_SYMBOL * self.symbols:
+            raise FormatError("The compressed stream is corrupt (it ends before the data does).")
 
     # --- whole stream ------------------------------------------------------------------------
     @classmethod
@@ -86,7 +107,9 @@ class TableStack:
     @classmethod
     def resume(cls, words: np.ndarray, prefix: int, lanes: int) -> "TableStack":
         words = np.concatenate([np.zeros(prefix, dtype=np.uint32), words])
-        return cls(words if len(words) else None)
+        st = cls(words if len(words) else None)
+        st.floor = prefix
+        return st
 
     def check_finished(self, start_words: np.ndarray) -> None:
         """Nothing to check: this coder has no end state to compare."""

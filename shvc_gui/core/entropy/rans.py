@@ -46,11 +46,12 @@ def lanes_for(symbols: int) -> int:
 class _Words:
     """A growable stack of uint32 words that remembers how low it has been popped."""
 
-    def __init__(self, words: np.ndarray | None = None):
+    def __init__(self, words: np.ndarray | None = None, floor: int = 0):
         words = np.zeros(0, np.uint32) if words is None else np.asarray(words, dtype=np.uint32)
         self.buf = np.empty(max(1024, 2 * len(words)), dtype=np.uint32)
         self.buf[:len(words)] = words
         self.size = self.low = len(words)
+        self.floor = floor             # a decoder never pops below the encoder's low-water mark (the cut seed)
 
     def push(self, w: np.ndarray) -> None:
         end = self.size + len(w)
@@ -62,7 +63,7 @@ class _Words:
         self.size = end
 
     def pop(self, k: int) -> np.ndarray:
-        if k > self.size:
+        if k > self.size - self.floor:
             raise FormatError("The compressed stream is corrupt (it ends before the data does).")
         self.size -= k
         self.low = min(self.low, self.size)
@@ -163,7 +164,9 @@ class RansStack:
         if (heads < RANS_L).any() or (heads >= np.uint64(1 << 63)).any():
             raise FormatError("The compressed stream is corrupt (bad coder state).")
         tail = np.concatenate([np.zeros(prefix, np.uint32), words[:len(words) - 2 * lanes]])
-        return cls(lanes, tail, heads)
+        st = cls(lanes, tail, heads)
+        st.tail.floor = prefix         # the encoder never reached below the cut: a pop there is damage
+        return st
 
     def check_finished(self, start_words: np.ndarray) -> None:
         """After decoding everything the stack is back where the encoder started (heads at 2^31 over
