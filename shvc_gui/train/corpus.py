@@ -558,7 +558,7 @@ def build_from_sources(sources: list[Source], out: Path, rules: Rules = Rules(),
         rows.append((best, "keep" if keep else "drop", why))
         if keep:
             img = downsample(rgb, rules, lossy)
-            kept.append((identity, best, img, png_bytes(img), why, lossy))
+            kept.append((identity, best, img, b"", why, lossy))     # PNG coded once capped
     # 4. package caps: the kept pictures with the smallest u
     for pkg, cap in sorted(PACKAGE_CAPS.items()):
         mine = sorted((k for k in kept if k[1].package == pkg), key=lambda k: (_u(k[0]), k[0]))
@@ -573,7 +573,8 @@ def build_from_sources(sources: list[Source], out: Path, rules: Rules = Rules(),
         for old in (out / split).glob("*.png"):
             old.unlink()
     files = []
-    for identity, s, img, png, why, lossy in sorted(kept, key=lambda k: k[0]):
+    for identity, s, img, _, why, lossy in sorted(kept, key=lambda k: k[0]):
+        png = png_bytes(img)
         split = splits[identity]
         name = f"{_slug(identity)}-{hashlib.sha256(identity.encode()).hexdigest()[:8]}.png"
         (out / split / name).write_bytes(png)
