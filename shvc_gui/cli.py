@@ -11,12 +11,10 @@ import argparse
 import json
 import signal
 import sys
-import time
 from pathlib import Path
 
 from .core.errors import ShvcError
 from .core.files import clashes as _clashes
-from .core.files import walk as _walk
 from .core.files import walk_relative as _walk_relative
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
@@ -69,7 +67,7 @@ def _make_folder(folder: Path) -> None:
 
 
 def cmd_compress(args) -> int:
-    from .core import codec, image_io
+    from .core import image_io, sizing
     files = _walk_relative(args.inputs, image_io.READ_SUFFIXES)
     if args.output and len(files) != 1:
         _err("-o/--output takes exactly one input; use --out-dir for several.")
@@ -90,8 +88,9 @@ def cmd_compress(args) -> int:
         try:
             if args.out_dir:
                 _make_folder(dst.parent)
-            r = codec.compress_file(src, dst, model=model, variant=args.variant, device=args.device,
-                                    batch_size=args.batch_size, force=args.force, progress=_progress(bar))
+            r, written = sizing.compress_unless_larger(
+                src, dst, skip_larger=args.skip_larger, model=model, variant=args.variant, device=args.device,
+                batch_size=args.batch_size, force=args.force, progress=_progress(bar))
         except (ShvcError, ValueError) as exc:
             failed += 1
             _err(f"{src}: {exc}")
@@ -99,6 +98,9 @@ def cmd_compress(args) -> int:
         finally:
             if bar is not None:
                 bar.close()
+        if not written:
+            print(f"{src}: kept the original, no file written: {sizing.kept_note(src, r)}")
+            continue
         print(f"{src} -> {dst}: {r.n_bytes:,} bytes, {r.bpd:.3f} bpd, initial bits {r.initial_bits:,} "
               f"({100 * r.overhead_fraction:.2f} %), {r.method}, {r.seconds:.1f} s")
     return EXIT_FAILED if failed else EXIT_OK
@@ -149,9 +151,8 @@ def cmd_info(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    import numpy as np
-
-    from .core import baselines, codec, image_io
+    from . import bench
+    from .core import baselines
     codecs = [c.strip() for c in args.codecs.split(",") if c.strip()]
     unknown = [c for c in codecs if c != "shvc" and c not in baselines.CODECS]
     if unknown:
@@ -165,63 +166,7 @@ def cmd_bench(args) -> int:
         except ShvcError as exc:
             _err(str(exc))
             return EXIT_FAILED
-    items = []
-    for src in _walk(args.inputs, image_io.READ_SUFFIXES):
-        try:
-            rgb = np.asarray(image_io.load_image(src).pil.convert("RGB"))
-        except ShvcError as exc:
-            _err(f"{src}: {exc}")
-            continue
-        if args.tiles:
-            p = 64
-            items += [(f"{src}#{r},{c}", np.ascontiguousarray(rgb[r:r + p, c:c + p]))
-                      for r in range(0, rgb.shape[0] - p + 1, p) for c in range(0, rgb.shape[1] - p + 1, p)]
-        else:
-            items.append((str(src), rgb))
-    rows, totals, dims = [], {c: 0 for c in codecs}, 0
-    failed = 0
-    for name, rgb in items:
-        row = {"path": name, "dims": list(rgb.shape), "bpd": {}, "seconds": {}}
-        dims += rgb.size
-        for c in codecs:
-            if c == "shvc":
-                t0 = time.perf_counter()
-                img = image_io.LoadedImage(image_io.Image.fromarray(rgb))
-                data, res = codec.compress_image(img, model=model, variant=args.variant, device=args.device,
-                                                 batch_size=args.batch_size)
-                t1 = time.perf_counter()
-                back, _ = codec.decompress_bytes(data, model=model, device=args.device, batch_size=args.batch_size)
-                t2 = time.perf_counter()
-                ok = np.array_equal(np.asarray(back.pil), rgb)
-                n = len(data)
-                enc_s, dec_s = t1 - t0, t2 - t1
-            else:
-                r = baselines.measure(c, rgb)
-                if r.n_bytes is None:
-                    row["bpd"][c] = None
-                    row["seconds"][c] = None
-                    totals[c] = None
-                    continue
-                ok, n, enc_s, dec_s = r.lossless_ok, r.n_bytes, r.encode_s, r.decode_s
-            if not ok:
-                failed += 1
-                _err(f"{name}: {c} did not round-trip exactly")
-            row["bpd"][c] = round(8 * n / rgb.size, 4)
-            row["seconds"][c] = {"encode": round(enc_s, 3), "decode": round(dec_s, 3)}
-            if totals[c] is not None:
-                totals[c] += n
-        rows.append(row)
-        if not args.quiet:
-            print(f"{name:60.60} " + " ".join(f"{c}={row['bpd'][c] if row['bpd'][c] is not None else 'n/a'}"
-                                               for c in codecs))
-    total = {"bpd": {c: (round(8 * v / dims, 4) if v is not None and dims else None) for c, v in totals.items()}}
-    print("\n| codec | total bpd |\n|---|---|")
-    for c in codecs:
-        v = total["bpd"][c]
-        print(f"| {c} | {v if v is not None else 'not installed'} |")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"images": rows, "total": total}, indent=1))
-    return EXIT_FAILED if failed else EXIT_OK
+    return bench.run(args, codecs, model, _err)
 
 
 def cmd_train(args, rest) -> int:
@@ -230,42 +175,77 @@ def cmd_train(args, rest) -> int:
     return mod.main(rest) or 0
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows "(default: X)" after every option that has a default worth saying (not None/False:
+    those options say in their help what happens without them)."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="shvc", description="Lossless image compression with SHVC (bits-back ANS).")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = argparse.ArgumentParser(prog="shvc", description="Lossless image compression with SHVC (bits-back ANS).",
+                                formatter_class=_Help)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def parser(name, **kw):
+        return sub.add_parser(name, formatter_class=_Help, **kw)
 
     def coding_opts(sp):
-        sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-        sp.add_argument("--batch-size", type=int, default=None, help="patches per network call / coding group")
-        sp.add_argument("--weights", help="a weights .pt file instead of the shipped model")
+        sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                        help="where the networks run; auto: the GPU when there is one (never changes the bytes)")
+        sp.add_argument("--batch-size", type=int, default=None,
+                        help="patches coded together in one group (default: 64)")
+        sp.add_argument("--weights", help="a weights .pt file instead of the shipped model (default: the "
+                                          "shipped model, weights/manifest.json)")
 
-    c = sub.add_parser("compress", help="image(s) or folders -> .shvc")
-    c.add_argument("inputs", nargs="+")
+    def variant_opt(sp):
+        sp.add_argument("--variant", choices=["shvc", "arib", "det"],
+                        help="model variant: plain bits-back, with ArIB, or deterministic (default: the "
+                             "shipped model's own)")
+
+    c = parser("compress", help="image(s) or folders -> .shvc", description="Compress images (folders are "
+               "walked) into NAME.shvc files beside them or in --out-dir.")
+    c.add_argument("inputs", nargs="+", help="image files or folders")
     g = c.add_mutually_exclusive_group()
-    g.add_argument("-o", "--output")
-    g.add_argument("--out-dir")
-    c.add_argument("--variant", choices=["shvc", "arib", "det"])
-    c.add_argument("--force", action="store_true", help="replace existing .shvc files")
+    g.add_argument("-o", "--output", help="the .shvc file to write (one input only; default: NAME.shvc)")
+    g.add_argument("--out-dir", help="folder for the .shvc files (default: beside each image)")
+    variant_opt(c)
+    c.add_argument("--force", action="store_true", help="replace existing .shvc files (default: refuse)")
+    c.add_argument("--skip-larger", action="store_true",
+                   help="keep the original and write nothing when the .shvc file would be larger; says "
+                        "which codec would have been smallest")
     coding_opts(c)
-    d = sub.add_parser("decompress", help=".shvc -> the original image (PNG by default)")
-    d.add_argument("inputs", nargs="+")
-    d.add_argument("-o", "--output")
-    d.add_argument("--format", choices=["png", "tiff", "webp", "bmp"])
-    d.add_argument("--force", action="store_true")
+    d = parser("decompress", help=".shvc -> the original image (PNG by default)",
+               description="Decode .shvc files into the exact original pixels and metadata.")
+    d.add_argument("inputs", nargs="+", help=".shvc files or folders")
+    d.add_argument("-o", "--output", help="the image file to write (one input only; default: NAME.png or the "
+                                          "first lossless format that holds the original's mode)")
+    d.add_argument("--format", choices=["png", "tiff", "webp", "bmp"],
+                   help="image format to write (default: from the suffix of -o, else PNG when it can hold "
+                        "the image)")
+    d.add_argument("--force", action="store_true", help="replace existing files (default: refuse)")
     coding_opts(d)
-    i = sub.add_parser("info", help="show a .shvc header")
-    i.add_argument("inputs", nargs="+")
-    i.add_argument("--json", action="store_true")
-    b = sub.add_parser("bench", help="compare shvc with PNG, WebP, JPEG-XL and FLIF")
-    b.add_argument("inputs", nargs="+")
-    b.add_argument("--codecs", default="shvc,png,webp,jxl,flif")
-    b.add_argument("--json")
+    i = parser("info", help="show a .shvc header", description="Show a .shvc file's header without decoding it.")
+    i.add_argument("inputs", nargs="+", help=".shvc files")
+    i.add_argument("--json", action="store_true", help="print JSON instead of aligned text")
+    b = parser("bench", help="compare shvc with PNG, WebP, JPEG-XL and FLIF",
+               description="Measure bits per dimension of each codec on the same pixels (every codec "
+                           "decoded and checked pixel for pixel). Progress and the time left go to stderr, "
+                           "the table to stdout.")
+    b.add_argument("inputs", nargs="+", help="image files or folders")
+    b.add_argument("--codecs", default="shvc,png,webp,jxl,flif",
+                   help="comma-separated codecs (shvc, png, webp, jxl, jxl-e9, flif); those not installed "
+                        "are reported and left out")
+    b.add_argument("--json", help="also write the figures of every image to this JSON file")
     b.add_argument("--tiles", action="store_true", help="bench every full 64x64 tile as its own image")
-    b.add_argument("--variant", choices=["shvc", "arib", "det"])
-    b.add_argument("--quiet", action="store_true")
+    variant_opt(b)
+    b.add_argument("--quiet", action="store_true", help="print only the total row, no row per image")
     coding_opts(b)
     t = sub.add_parser("train", help="corpus | run | plot | export (see `shvc train WHAT --help`)", add_help=False)
-    t.add_argument("what", choices=sorted(TRAIN_COMMANDS))
+    t.add_argument("what", choices=sorted(TRAIN_COMMANDS), help="the training step")
     return p
 
 

@@ -1,4 +1,9 @@
-"""An image and its heatmap of bits per pixel side by side, with zoom and pan kept in sync.
+"""An image and its heatmap of where the bits go side by side, with zoom and pan kept in sync.
+
+The heatmap is in bits per dimension (bpd, the unit of every other figure in the application: the
+model's bits for a pixel divided by its three coded channels) on one fixed scale, 0 to
+:data:`SCALE_BPD` (8 bpd = an uncompressed 8-bit sample), so two images' maps compare at a glance.
+Transparent pixels of the image are drawn over a checkerboard.
 
 Both panes are :class:`ZoomView` s of the same size showing pixmaps of the same size, so keeping
 them aligned is a matter of giving them the same transform and the same scroll bar values. Each
@@ -12,15 +17,28 @@ import math
 
 import numpy as np
 from PySide6.QtCore import QPoint, QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QAction, QImage, QKeySequence, QPainter, QPixmap, QTransform
+from PySide6.QtGui import QAction, QBrush, QColor, QImage, QKeySequence, QPainter, QPixmap, QTransform
 from PySide6.QtWidgets import (QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QHBoxLayout, QLabel,
                                QPushButton, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
 
-from ..core.heatmap import LUT, colorize, default_vmax, scale_ticks
+from ..core.heatmap import LUT, colorize, scale_ticks
 from .imaging import to_qimage
 
 MIN_ZOOM, MAX_ZOOM, STEP = 1 / 64, 64.0, 1.25
 NO_HEATMAP = "No heatmap: this image was not coded by the model."
+SCALE_BPD = 8.0           # the heatmap's fixed scale: 0 .. 8 bits per dimension (8 = uncompressed)
+CODED_CHANNELS = 3        # the model codes R, G and B; a bits map sums them per pixel
+CHECK = 8                 # checkerboard squares, in screen pixels
+
+
+def _checkerboard() -> QPixmap:
+    pm = QPixmap(2 * CHECK, 2 * CHECK)
+    pm.fill(QColor(204, 204, 204))
+    p = QPainter(pm)
+    p.fillRect(0, 0, CHECK, CHECK, QColor(153, 153, 153))
+    p.fillRect(CHECK, CHECK, CHECK, CHECK, QColor(153, 153, 153))
+    p.end()
+    return pm
 
 
 class ZoomView(QGraphicsView):
@@ -41,7 +59,19 @@ class ZoomView(QGraphicsView):
         self.setResizeAnchor(QGraphicsView.AnchorViewCenter)
         self.setMouseTracking(True)
         self.setBackgroundBrush(self.palette().window())
+        self._checks = QBrush(_checkerboard())
         self._apply_zoom(1.0)
+
+    def drawBackground(self, painter: QPainter, rect: QRectF) -> None:
+        """The window colour around the image and a checkerboard under it (seen through
+        transparent pixels), its squares a constant size on screen."""
+        super().drawBackground(painter, rect)
+        image = self.sceneRect().intersected(rect)
+        if self.item.pixmap().isNull() or image.isEmpty():
+            return
+        z = self.zoom()
+        self._checks.setTransform(QTransform.fromScale(1 / z, 1 / z))
+        painter.fillRect(image, self._checks)
 
     def set_pixmap(self, pm: QPixmap) -> None:
         self.item.setPixmap(pm)
@@ -89,7 +119,7 @@ class ZoomView(QGraphicsView):
 
 
 class ColourBar(QWidget):
-    """The heatmap's legend: the colour ramp with ticks in bits per pixel."""
+    """The heatmap's legend: the colour ramp with ticks in bits per dimension."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -105,8 +135,9 @@ class ColourBar(QWidget):
 
     def set_vmax(self, vmax: float) -> None:
         self.vmax = float(vmax)
-        self.setToolTip(f"Bits the model spends on a pixel (its channels together); the brightest colour "
-                        f"means {self.vmax:.1f} bits or more")
+        self.setToolTip(f"Bits per dimension the model spends on a pixel (its three channels averaged), on "
+                        f"the same scale for every image: 0 to {self.vmax:g} bpd, where {self.vmax:g} is "
+                        f"an uncompressed sample; the brightest colour means {self.vmax:g} bpd or more")
         self.update()
 
     def paintEvent(self, event) -> None:
@@ -114,7 +145,7 @@ class ColourBar(QWidget):
             return
         p = QPainter(self)
         fm = p.fontMetrics()
-        caption = "bits/pixel"
+        caption = "bpd (fixed scale)"
         x0 = 4 + fm.horizontalAdvance("0") / 2
         w = max(40.0, self.width() - x0 - 12 - fm.horizontalAdvance(caption))
         ramp_h = fm.height() - 2
@@ -125,16 +156,15 @@ class ColourBar(QWidget):
         for t in scale_ticks(self.vmax):
             x = x0 + w * t / self.vmax
             p.drawLine(QPointF(x, ramp_h + 1), QPointF(x, ramp_h + 4))
-            label = f"{t:g}"
+            label = f"{t:g}" + ("+" if t == self.vmax else "")
             p.drawText(QPointF(x - fm.horizontalAdvance(label) / 2, ramp_h + 4 + fm.ascent()), label)
 
 
 class SyncedImageViews(QWidget):
-    """The image (left) and its heatmap of bits per pixel (right), zoomed and scrolled together.
+    """The image (left) and its heatmap of bits per dimension (right), zoomed and scrolled together.
 
     ``set_images(rgb, bits_map)``, ``clear()``, ``zoom()``, ``set_zoom(z)``, ``fit()``;
-    ``hovered(x, y, bits)`` as the mouse moves over a pixel of either view (bits is NaN without a
-    heatmap). After ``fit()`` (and after ``set_images``) the image keeps fitting as the widget is
+    ``hovered(x, y, bpd)`` as the mouse moves over a pixel of either view (NaN without a heatmap). After ``fit()`` (and after ``set_images``) the image keeps fitting as the widget is
     resized, until the user zooms.
     """
     hovered = Signal(int, int, float)
@@ -172,7 +202,7 @@ class SyncedImageViews(QWidget):
         self.zoom_label = QLabel()
         self.zoom_label.setMinimumWidth(self.zoom_label.fontMetrics().horizontalAdvance("6400 %") + 8)
         self.pixel_label = QLabel()
-        self.pixel_label.setToolTip("The pixel under the mouse and the bits the model spends on it")
+        self.pixel_label.setToolTip("The pixel under the mouse and the bits per dimension the model spends on it")
         self.legend = ColourBar()
         policy = self.legend.sizePolicy()
         policy.setRetainSizeWhenHidden(True)          # the views do not jump when the legend goes
@@ -211,9 +241,10 @@ class SyncedImageViews(QWidget):
     # -- content ----------------------------------------------------------------------------------
     def set_images(self, rgb: np.ndarray, bits_map: np.ndarray | None) -> None:
         """Show ``rgb`` ((H, W), (H, W, 3) or (H, W, 4) uint8) and the heatmap of ``bits_map``
-        ((H, W) bits per pixel, or None for a message instead of a heatmap), fitted to the view."""
+        ((H, W) bits per pixel, the coded channels summed, as the codec reports it; or None for a
+        message instead of a heatmap), fitted to the view. ``self.bits`` holds it in bpd."""
         rgb = np.asarray(rgb)
-        bits = None if bits_map is None else np.asarray(bits_map, dtype=np.float32)
+        bits = None if bits_map is None else np.asarray(bits_map, dtype=np.float32) / CODED_CHANNELS
         if bits is not None and bits.shape != rgb.shape[:2]:
             raise ValueError(f"bits map of shape {bits.shape} for an image of shape {rgb.shape}")
         self.left.set_pixmap(QPixmap.fromImage(to_qimage(rgb)))
@@ -223,10 +254,9 @@ class SyncedImageViews(QWidget):
             self.right_stack.setCurrentWidget(self.message)
             self.legend.hide()
         else:
-            vmax = default_vmax(bits)
-            self.right.set_pixmap(QPixmap.fromImage(to_qimage(colorize(bits, vmax))))
+            self.right.set_pixmap(QPixmap.fromImage(to_qimage(colorize(bits, SCALE_BPD))))
             self.right_stack.setCurrentWidget(self.right)
-            self.legend.set_vmax(vmax)
+            self.legend.set_vmax(SCALE_BPD)
             self.legend.setVisible(self.right_stack.isVisibleTo(self))
         self.pixel_label.clear()
         self.fit()
@@ -306,7 +336,7 @@ class SyncedImageViews(QWidget):
             self.pixel_label.clear()
             return
         bits = float(self.bits[y, x]) if self.bits is not None else math.nan
-        self.pixel_label.setText(f"x {x}, y {y}" + ("" if math.isnan(bits) else f": {bits:.2f} bits"))
+        self.pixel_label.setText(f"x {x}, y {y}" + ("" if math.isnan(bits) else f": {bits:.2f} bpd"))
         self.hovered.emit(x, y, bits)
 
     def map_to_view(self, x: float, y: float, right: bool = False) -> QPointF:

@@ -6,22 +6,23 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QItemSelectionModel, QRect, QSize, Qt, QUrl
+from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QIcon, QKeySequence
-from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHeaderView, QLabel, QMainWindow, QMenu,
-                               QMessageBox, QProgressBar, QScrollArea, QSplitter, QStackedWidget,
-                               QStyledItemDelegate, QStyle, QStyleOptionProgressBar, QTableView, QTabWidget,
-                               QVBoxLayout, QWidget, QApplication)
+from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMenu, QMessageBox, QProgressBar, QScrollArea,
+                               QSplitter, QStackedWidget, QStyle, QTabWidget, QVBoxLayout, QWidget)
 
 from .. import __version__
 from ..core import baselines, codec, image_io
 from ..core.files import walk
+from ..core.sizing import human_bytes
 from . import dialogs
 from .chart import BpdChart
+from .drop_zone import DropZone
 from .heatmap_view import SyncedImageViews
 from .open_view import ShvcViewer
-from .queue_model import (CANCELLED, COL_IMAGE, COL_STATUS, DONE, FAILED, PAUSED, RUNNING, SKIPPED, WAITING,
-                          ProgressRole, QueueItem, QueueModel, human_bytes, pixmap_of)
+from .queue_model import (CANCELLED, COL_CODEC, DONE, FAILED, KEPT, PAUSED, RETRYABLE, RUNNING, SKIPPED, WAITING,
+                          QueueItem, QueueModel, pixmap_of)
+from .queue_view import QueueView
 from .settings import Settings, SettingsDialog
 from .workers import CompressRequest, JobControl, Workers, cpu_threads
 
@@ -30,34 +31,18 @@ IMAGE_FILTER = "Images and .shvc files (" + " ".join(
     "*" + s for s in sorted(image_io.READ_SUFFIXES | {".shvc"})) + ");;All files (*)"
 
 
-class ProgressDelegate(QStyledItemDelegate):
-    """Draws a progress bar in the status cell of a running row."""
-
-    def paint(self, painter, option, index):
-        fraction = index.data(ProgressRole)
-        if fraction is None:
-            return super().paint(painter, option, index)
-        bar = QStyleOptionProgressBar()
-        bar.rect = QRect(option.rect.adjusted(2, 3, -2, -3))
-        bar.minimum, bar.maximum, bar.progress = 0, 1000, int(1000 * fraction)
-        bar.text, bar.textVisible = index.data(Qt.DisplayRole), True
-        bar.state = option.state
-        QApplication.style().drawControl(QStyle.CE_ProgressBar, bar, painter)
-
-
 class MainWindow(QMainWindow):
     def __init__(self, settings: Settings | None = None, model=None, workers: Workers | None = None):
         super().__init__()
         self.settings = settings or Settings()
         self.workers = workers or Workers(model)
         self.queue = QueueModel(self)
-        self.queue.flif_available = baselines.available("flif")
         self.viewers: list[ShvcViewer] = []
         self.error_dialog = None
         self._preview_for: int | None = None
         self._paused = False
         self._started_at: float | None = None
-        self.setWindowTitle("SHVC — lossless image compression")
+        self.setWindowTitle(TITLE)        # Qt adds the application's display name ("SHVC") after it
         if ICON.exists():
             self.setWindowIcon(QIcon(str(ICON)))
         self.setAcceptDrops(True)
@@ -93,8 +78,11 @@ class MainWindow(QMainWindow):
         self.act_start = self._action("&Compress", self.start, "Ctrl+Return",
                                       "Compress the waiting images", QStyle.SP_MediaPlay)
         self.act_pause = self._action("P&ause", self.toggle_pause, "Ctrl+P",
-                                      "Pause or resume the running job", QStyle.SP_MediaPause)
+                                      "Pause the running job (Ctrl+P again resumes it)", QStyle.SP_MediaPause)
         self.act_pause.setCheckable(True)
+        self.act_retry = self._action("Re&try", self.retry_selected, "Ctrl+R",
+                                      "Queue the selected failed, cancelled, skipped or kept images again",
+                                      QStyle.SP_BrowserReload)
         self.act_cancel = self._action("C&ancel", self.cancel, Qt.Key_Escape,
                                        "Stop the job; no half-written file is left", QStyle.SP_MediaStop)
         self.act_remove = self._action("&Remove", self.remove_selected, QKeySequence.Delete,
@@ -116,7 +104,8 @@ class MainWindow(QMainWindow):
                   self.act_folder_open, None, self.act_settings, None, self.act_quit):
             m.addSeparator() if a is None else m.addAction(a)
         m = bar.addMenu("&Queue")
-        for a in (self.act_start, self.act_pause, self.act_cancel, None, self.act_remove, self.act_clear):
+        for a in (self.act_start, self.act_pause, self.act_cancel, None, self.act_retry, self.act_remove,
+                  self.act_clear):
             m.addSeparator() if a is None else m.addAction(a)
         bar.addMenu("&Help").addAction(self.act_help)
 
@@ -125,42 +114,21 @@ class MainWindow(QMainWindow):
         tb.setMovable(False)
         tb.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
         for a in (self.act_open, self.act_folder, None, self.act_start, self.act_pause, self.act_cancel, None,
-                  self.act_remove, self.act_folder_open, None, self.act_settings):
+                  self.act_retry, self.act_remove, self.act_folder_open, None, self.act_settings):
             tb.addSeparator() if a is None else tb.addAction(a)
 
     def _build_ui(self) -> None:
-        self.table = QTableView()
-        self.table.setModel(self.queue)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.ExtendedSelection)
-        self.table.setItemDelegateForColumn(COL_STATUS, ProgressDelegate(self.table))
-        self.table.setIconSize(QSize(48, 48))
-        self.table.verticalHeader().setDefaultSectionSize(52)
-        self.table.verticalHeader().hide()
-        self.table.setAlternatingRowColors(True)
-        self.table.setWordWrap(False)
-        hh = self.table.horizontalHeader()
-        hh.setSectionResizeMode(QHeaderView.Interactive)
-        hh.setStretchLastSection(False)
-        for col, w in enumerate((240, 100, 80, 150, 85, 65, 130, 65, 65, 75, 95)):
-            self.table.setColumnWidth(col, w)
+        self.queue_view = QueueView(self.queue)
+        self.table = self.queue_view.table
         self.table.setContextMenuPolicy(Qt.CustomContextMenu)
         self.table.customContextMenuRequested.connect(self._context_menu)
         self.table.doubleClicked.connect(lambda _: self.tabs.setCurrentWidget(self.detail_page))
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
-
-        self.hint = QLabel("<h2>Drop images or folders here</h2>"
-                           "<p>or press Ctrl+O to choose files, Ctrl+V to paste.<br>"
-                           "Each image is compressed losslessly into a .shvc file and compared with "
-                           "PNG, WebP, JPEG-XL and FLIF.</p><p>Drop a .shvc file to open it.</p>")
-        self.hint.setAlignment(Qt.AlignCenter)
-        self.hint.setWordWrap(True)
-        self.queue_stack = QStackedWidget()
-        self.queue_stack.addWidget(self.hint)
-        self.queue_stack.addWidget(self.table)
         self.queue.rowsInserted.connect(self._queue_shape_changed)
         self.queue.rowsRemoved.connect(self._queue_shape_changed)
         self.queue.dataChanged.connect(lambda *_: self._update_actions())
+        self.drop_zone = DropZone(self.open_dialog, self.open_folder_dialog)
+        self._show_codec_columns()
 
         self.chart = BpdChart()
         chart_scroll = QScrollArea()
@@ -179,12 +147,16 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(chart_scroll, "Comparison")
         self.tabs.addTab(self.detail_page, "Image and heatmap")
 
-        split = QSplitter(Qt.Vertical)
-        split.addWidget(self.queue_stack)
-        split.addWidget(self.tabs)
-        split.setStretchFactor(0, 1)
-        split.setStretchFactor(1, 1)
-        self.setCentralWidget(split)
+        self.split = QSplitter(Qt.Vertical)
+        self.split.addWidget(self.queue_view)
+        self.split.addWidget(self.tabs)
+        self.split.setStretchFactor(0, 1)
+        self.split.setStretchFactor(1, 1)
+        self.split.setChildrenCollapsible(False)
+        self.pages = QStackedWidget()              # the empty window is one drop zone
+        self.pages.addWidget(self.drop_zone)
+        self.pages.addWidget(self.split)
+        self.setCentralWidget(self.pages)
 
         self.overall = QProgressBar()
         self.overall.setMaximumWidth(260)
@@ -196,6 +168,15 @@ class MainWindow(QMainWindow):
         sb.addWidget(self.status, 1)
         sb.addPermanentWidget(self.overall)
         sb.addPermanentWidget(self.device_label)
+
+    def codecs(self) -> tuple[str, ...]:
+        """The comparison codecs chosen in the settings that are installed."""
+        return tuple(c for c in self.settings.codecs if baselines.available(c))
+
+    def _show_codec_columns(self) -> None:
+        """Columns only for the codecs that are compared (one not installed is not shown at all)."""
+        for c, col in COL_CODEC.items():
+            self.queue_view.set_column_hidden(col, c not in self.codecs())
 
     def _device_text(self) -> str:
         import torch
@@ -276,12 +257,17 @@ class MainWindow(QMainWindow):
     def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
+            self.drop_zone.set_active(True)
+
+    def dragLeaveEvent(self, event) -> None:
+        self.drop_zone.set_active(False)
 
     def dragMoveEvent(self, event) -> None:
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
 
     def dropEvent(self, event) -> None:
+        self.drop_zone.set_active(False)
         urls = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
         if urls:
             event.acceptProposedAction()
@@ -315,37 +301,68 @@ class MainWindow(QMainWindow):
             reserved.add(dst)
             it.dst = dst
             req = CompressRequest(it.id, it.src, dst, force, self.settings.variant, self.settings.device,
-                                  self.settings.codecs, JobControl())
+                                  self.codecs(), JobControl(), skip_larger=self.settings.skip_larger)
             if self._paused:
                 req.control.pause()
             self.workers.compress(req)
         if self._started_at is None:
             self._started_at = time.monotonic()
+        self._update_overall()
         self._update_actions()
 
     def confirm_overwrite(self, path: Path, count: int) -> tuple[str, bool]:
         return dialogs.ask_overwrite(self, path, count)
 
     def toggle_pause(self) -> None:
-        self._paused = not self._paused
-        self.act_pause.setChecked(self._paused)
-        self.workers.set_paused(self._paused)
+        self._set_paused(not self._paused)
+        self.status.setText("Paused: Ctrl+P resumes, Esc cancels." if self._paused else "Resumed.")
+
+    def _set_paused(self, paused: bool) -> None:
+        """Pause or resume the jobs; the Pause action turns into Resume and back."""
+        self._paused = paused
+        self._pause_look(paused)
+        self.workers.set_paused(paused)
         for it in self.queue.items:
             if it.status in (RUNNING, PAUSED):
-                it.status = PAUSED if self._paused else RUNNING
+                it.status = PAUSED if paused else RUNNING
                 self.queue.changed(it.id)
-        self.status.setText("Paused." if self._paused else "Resumed.")
+        self._update_actions()
+
+    def _pause_look(self, paused: bool) -> None:
+        self.act_pause.setChecked(paused)
+        self.act_pause.setText("Res&ume" if paused else "P&ause")
+        self.act_pause.setIcon(self.style().standardIcon(QStyle.SP_MediaPlay if paused else QStyle.SP_MediaPause))
+        self.act_pause.setToolTip("Resume the paused job" if paused else "Pause the running job")
 
     def cancel(self) -> None:
+        """Stop every submitted job, paused ones included: they end as cancelled, never resumed."""
         if not any(it.active and it.dst is not None for it in self.queue.items):
             return
-        self.workers.cancel_all()
-        if self._paused:
-            self.toggle_pause()
+        self.workers.cancel_all()                  # a paused job wakes up only to see the cancel
+        self._paused = False
+        self._pause_look(False)
+        for it in self.queue.items:
+            if it.status in (RUNNING, PAUSED):
+                it.status, it.stage = RUNNING, "cancelling"
+                self.queue.changed(it.id)
+        self._update_actions()
         self.status.setText("Cancelling…")
 
+    def retry_selected(self) -> None:
+        """Queue the selected finished-but-not-compressed images again (failed, cancelled, skipped,
+        kept), and start them when images start by themselves."""
+        again = [it for it in self._selected_items() if it.status in RETRYABLE]
+        for it in again:
+            it.reset()
+            self.queue.changed(it.id)
+        if again:
+            self.status.setText(f"{len(again)} image{'s' * (len(again) != 1)} queued again.")
+            if self.settings.auto_start:
+                self.start()
+        self._update_actions()
+
     def remove_selected(self) -> None:
-        rows = [i.row() for i in self.table.selectionModel().selectedRows() if not self.queue.is_total(i.row())]
+        rows = [r for r in self.queue_view.selected_rows() if not self.queue.is_total(r)]
         for row in rows:
             it = self.queue.items[row]
             ctl = self.workers.controls.get(it.id)
@@ -367,11 +384,12 @@ class MainWindow(QMainWindow):
         if it:
             it.status, it.stage, it.fraction = (PAUSED if self._paused else RUNNING), "reading", 0.0
             self.queue.changed(item_id)
+            self.queue_view.scroll_to_row(self.queue.row_of(item_id))
             self.status.setText(f"Compressing {it.src.name}…")
 
     def _on_progress(self, item_id: int, stage: str, fraction: float, message: str) -> None:
         it = self._item(item_id)
-        if it and it.status in (RUNNING, PAUSED):
+        if it and it.status in (RUNNING, PAUSED) and it.stage != "cancelling":
             it.stage, it.fraction = stage, fraction
             self.queue.changed(item_id)
             self._update_overall()
@@ -379,7 +397,7 @@ class MainWindow(QMainWindow):
     def _on_compressed(self, item_id: int, result) -> None:
         it = self._item(item_id)
         if it:
-            it.result, it.dst = result, result.dst
+            it.result = result                      # result.dst None: kept the original
             it.width, it.height = result.width, result.height
             self.queue.changed(item_id)
             if self._selected_ids() == [item_id]:
@@ -395,8 +413,13 @@ class MainWindow(QMainWindow):
         it = self._item(item_id)
         if it:
             it.status, it.fraction = DONE, 1.0
-            if it.result:
-                it.message = f"{it.result.bpd:.3f} bpd in {it.result.seconds:.1f} s → {it.dst}"
+            if it.result is not None and it.result.dst is None:
+                it.status, it.dst = KEPT, None
+                it.message = f"Kept the original: no .shvc file was written. {it.size_note()}"
+                self.status.setText(f"{it.src.name}: {it.message}")
+            elif it.result is not None:
+                it.dst = it.result.dst
+                it.message = f"{it.result.bpd:.3f} bpd in {it.result.seconds:.1f} s → {it.dst}. {it.size_note()}"
             self.queue.changed(item_id)
         self._refresh_chart()
         self._job_maybe_over()
@@ -414,7 +437,8 @@ class MainWindow(QMainWindow):
         if it:
             it.status, it.message = CANCELLED, "Cancelled; no file was written."
             if it.result is not None:           # the .shvc was complete before the comparisons stopped
-                it.status, it.message = DONE, "Comparison codecs were cancelled."
+                it.status = DONE if it.result.dst is not None else KEPT
+                it.message = "Comparison codecs were cancelled."
             self.queue.changed(item_id)
         self._job_maybe_over()
 
@@ -429,25 +453,30 @@ class MainWindow(QMainWindow):
         self._update_overall()
         self._update_actions()
         if not any(it.active and it.dst is not None for it in self.queue.items):
-            done = [it for it in self.queue.items if it.status == DONE]
+            if self._paused:
+                self._set_paused(False)
             t = self.queue.totals()
-            if done and self._started_at is not None:
-                self.status.setText(f"Finished: {len(done)} image(s), saved {human_bytes(t['saved'])}, "
+            if t["images"] and self._started_at is not None:
+                change = t["change"]
+                size = (f"{human_bytes(change.original)} → {human_bytes(change.new)} ({change.text()}), "
+                        if change is not None else "")
+                self.status.setText(f"Finished: {self.queue.progress_text()}, {size}"
                                     f"mean {t['bpd'].get('shvc', 0):.3f} bpd, "
                                     f"{time.monotonic() - self._started_at:.1f} s.")
             elif self._started_at is not None:
-                self.status.setText("Stopped.")
+                self.status.setText(f"Stopped: {self.queue.progress_text()}.")
             self._started_at = None
 
     def _update_overall(self) -> None:
-        jobs = [it for it in self.queue.items if it.dst is not None or it.status in (DONE, FAILED, CANCELLED)]
-        if not jobs or not any(it.active for it in jobs):
+        """The status bar's progress: the same count as the total row, the running image's share added."""
+        items = self.queue.items
+        if not any(it.active and it.dst is not None for it in items):
             self.overall.hide()
             return
-        done = sum(1.0 if not it.active else it.fraction * 0.9 for it in jobs)
+        done = sum(1.0 if not it.active else it.fraction * 0.9 for it in items)
         self.overall.setRange(0, 1000)
-        self.overall.setValue(int(1000 * done / len(jobs)))
-        self.overall.setFormat(f"{sum(not it.active for it in jobs)} of {len(jobs)} images")
+        self.overall.setValue(int(1000 * done / len(items)))
+        self.overall.setFormat(self.queue.progress_text())
         self.overall.show()
 
     def _update_actions(self) -> None:
@@ -457,18 +486,19 @@ class MainWindow(QMainWindow):
         self.act_start.setEnabled(any(it.status == WAITING and it.dst is None for it in self.queue.items))
         sel = self._selected_items()
         self.act_remove.setEnabled(bool(sel))
+        self.act_retry.setEnabled(any(it.status in RETRYABLE for it in sel))
         has_file = any(it.dst is not None and it.dst.exists() for it in sel)
         self.act_folder_open.setEnabled(has_file)
         self.act_open_result.setEnabled(has_file)
 
     def _queue_shape_changed(self, *_) -> None:
-        self.queue_stack.setCurrentWidget(self.table if self.queue.items else self.hint)
+        self.pages.setCurrentWidget(self.split if self.queue.items else self.drop_zone)
+        self._update_overall()
         self._update_actions()
 
     # -- selection, chart, detail -----------------------------------------------------------------
     def _selected_items(self) -> list[QueueItem]:
-        sm = self.table.selectionModel()
-        return [self.queue.items[i.row()] for i in sm.selectedRows() if not self.queue.is_total(i.row())]
+        return [self.queue.items[r] for r in self.queue_view.selected_rows() if not self.queue.is_total(r)]
 
     def _selected_ids(self) -> list[int]:
         return [it.id for it in self._selected_items()]
@@ -476,8 +506,7 @@ class MainWindow(QMainWindow):
     def select_item(self, item_id: int) -> None:
         row = self.queue.row_of(item_id)
         if row >= 0:
-            self.table.selectionModel().select(self.queue.index(row, COL_IMAGE),
-                                               QItemSelectionModel.ClearAndSelect | QItemSelectionModel.Rows)
+            self.queue_view.select_row(row)
 
     def _selection_changed(self, *_) -> None:
         self._update_actions()
@@ -493,12 +522,12 @@ class MainWindow(QMainWindow):
         groups = [(it.src.name, self._chart_values(it)) for it in shown]
         t = self.queue.totals()
         if len(done) > 1 and t["bpd"]:
-            groups.append((f"All {len(done)} images", {c: t["bpd"].get(c) for c in ("shvc",) + self.settings.codecs}))
+            groups.append((f"All {len(done)} images", {c: t["bpd"].get(c) for c in ("shvc",) + self.codecs()}))
         self.chart.set_groups(groups)
 
     def _chart_values(self, it: QueueItem) -> dict:
         vals = it.bpd()
-        return {c: vals.get(c) for c in ("shvc",) + self.settings.codecs}
+        return {c: vals.get(c) for c in ("shvc",) + self.codecs()}
 
     def _show_detail(self, it: QueueItem) -> None:
         self._preview_for = it.id
@@ -510,24 +539,28 @@ class MainWindow(QMainWindow):
         if it is None or item_id != self._preview_for:
             return
         r = it.result
-        self.detail.set_images(arr, r.bits_map if r is not None else None)
+        bits = r.bits_map if r is not None else None
+        self.detail.set_images(arr, bits)
+        name = f"<b>{it.src.name}</b> — {it.width} × {it.height}"
         if r is None:
-            self.detail_label.setText(f"<b>{it.src.name}</b> — not compressed yet; the heatmap appears when "
-                                      "it is.")
+            self.detail_label.setText(f"{name}, not compressed yet.")
+        elif bits is None:
+            self.detail_label.setText(f"{name}: {r.bpd:.3f} bits per dimension (bpd), {human_bytes(r.n_bytes)} "
+                                      f"({it.size_change().text()}).")
         else:
             self.detail_label.setText(
-                f"<b>{it.src.name}</b> — {r.bpd:.3f} bits per dimension, {human_bytes(r.n_bytes)}. "
-                "Right: bits the model spends on each pixel (brighter = more expensive). "
-                "Wheel to zoom, drag to pan.")
+                f"{name}: {r.bpd:.3f} bits per dimension (bpd), {human_bytes(r.n_bytes)} "
+                f"({it.size_change().text()}). Right: the bpd the model spends on each pixel, on the "
+                "same 0–8 scale for every image (8 = uncompressed). Wheel to zoom, drag to pan.")
 
     def _hovered(self, x: int, y: int, bits: float) -> None:
-        self.status.setText(f"x {x}, y {y}: {bits:.2f} bits" if bits == bits else f"x {x}, y {y}")
+        self.status.setText(f"x {x}, y {y}: {bits:.2f} bpd" if bits == bits else f"x {x}, y {y}")
 
     def _context_menu(self, pos) -> None:
         if not self._selected_items():
             return
         menu = QMenu(self)
-        for a in (self.act_open_result, self.act_folder_open, None, self.act_remove):
+        for a in (self.act_open_result, self.act_folder_open, None, self.act_retry, self.act_remove):
             menu.addSeparator() if a is None else menu.addAction(a)
         menu.exec(self.table.viewport().mapToGlobal(pos))
 
@@ -559,6 +592,7 @@ class MainWindow(QMainWindow):
         dlg = SettingsDialog(self.settings, self)
         if dlg.exec():
             self.device_label.setText(self._device_text())
+            self._show_codec_columns()
             self._refresh_chart()
 
     def about(self) -> None:
@@ -579,6 +613,7 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
 
+TITLE = "Lossless image compression"
 ABOUT = """<h3>SHVC image compressor {version}</h3>
 <p>Lossless image compression with a learned model: Split Hierarchical Variational Compression
 (Ryder et al., CVPR 2022) coded with bits-back ANS (Townsend et al., ICLR 2019). Every .shvc file
@@ -587,7 +622,11 @@ decodes to the exact original pixels and metadata; a checksum proves it.</p>
 channels). Lower is better; 8 is an uncompressed 8-bit image.</p>
 <p><b>Initial bits</b>: bits-back coding borrows bits at the start of a file that it can never pay back;
 they are counted in the file size and shown with their share of the file.</p>
+<p><b>vs original</b>: the .shvc file's size against the original file, "saved" in green or "grew by"
+in red. Settings ▸ "Keep the original when the .shvc file would be larger" writes no file then; the
+row's tooltip says which codec would have been smallest.</p>
 <p><b>Comparison</b>: PNG (optimised), WebP lossless (method 6), JPEG-XL lossless (effort 7) and FLIF (when
-a <tt>flif</tt> program is installed); the best codec of each row is highlighted.</p>
-<p><b>Keys</b>: Ctrl+O open, Ctrl+V paste, Ctrl+Return compress, Ctrl+P pause, Esc cancel,
-Delete remove, F1 this help.</p>"""
+a <tt>flif</tt> program is installed; otherwise it is not shown); the best codec of each row is
+highlighted.</p>
+<p><b>Keys</b>: Ctrl+O open, Ctrl+V paste, Ctrl+Return compress, Ctrl+P pause and resume, Esc cancel
+(also while paused), Ctrl+R retry, Delete remove, F1 this help.</p>"""

@@ -72,6 +72,15 @@ class Settings:
         self.store.setValue("auto_start", bool(v))
 
     @property
+    def skip_larger(self) -> bool:
+        """Keep the original (write no .shvc file) when the .shvc file would not be smaller."""
+        return self._get("skip_larger", False)
+
+    @skip_larger.setter
+    def skip_larger(self, v: bool) -> None:
+        self.store.setValue("skip_larger", bool(v))
+
+    @property
     def last_folder(self) -> str:
         return str(self._get("last_folder", ""))
 
@@ -115,12 +124,19 @@ class SettingsDialog(QDialog):
         boxes = QHBoxLayout()
         for c in COMPARISON:
             cb = QCheckBox(baselines.LABELS[c])
-            cb.setChecked(c in settings.codecs)
-            if c == "flif" and not baselines.available("flif"):
-                cb.setToolTip("No flif program is installed; the column will say so.")
+            cb.setChecked(c in settings.codecs and baselines.available(c))
+            if not baselines.available(c):
+                cb.setEnabled(False)
+                cb.setToolTip(f"Not installed (no {c} program on PATH); its column stays hidden.")
             self.codec_boxes[c] = cb
             boxes.addWidget(cb)
         form.addRow("Compare with", boxes)
+
+        self.skip_larger = QCheckBox("Keep the original when the .shvc file would be larger")
+        self.skip_larger.setToolTip("No .shvc file is written for such an image; its row says how much it "
+                                    "would have grown and which codec would have been smallest.")
+        self.skip_larger.setChecked(settings.skip_larger)
+        form.addRow("", self.skip_larger)
 
         self.auto_start = QCheckBox("Start compressing as soon as images are added")
         self.auto_start.setChecked(settings.auto_start)
@@ -144,7 +160,10 @@ class SettingsDialog(QDialog):
         s.output_dir = Path(text) if text else None
         s.device = self.device.currentData()
         s.variant = self.variant.currentData() or None
-        s.codecs = [c for c, cb in self.codec_boxes.items() if cb.isChecked()]
+        # a codec that is not installed keeps its setting, for when it is
+        s.codecs = [c for c, cb in self.codec_boxes.items()
+                    if cb.isChecked() or (not cb.isEnabled() and c in s.codecs)]
+        s.skip_larger = self.skip_larger.isChecked()
         s.auto_start = self.auto_start.isChecked()
         s.sync()
         super().accept()

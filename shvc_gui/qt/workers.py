@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from ..core import baselines, codec, image_io
+from ..core import baselines, codec, image_io, sizing
 from ..core.errors import Cancelled, ShvcError
 from ..core.progress import ProgressEvent
 
@@ -69,13 +69,14 @@ class CompressRequest:
     device: str
     codecs: tuple[str, ...]
     control: JobControl
+    skip_larger: bool = False          # write nothing when the .shvc file would not be smaller
 
 
 class Bridge(QObject):
     """Signals that carry results from worker threads to the UI thread (queued connections)."""
     started = Signal(int)                       # item id
     progress = Signal(int, str, float, str)     # item id, stage, fraction, message
-    compressed = Signal(int, object)            # item id, codec.CompressResult
+    compressed = Signal(int, object)            # item id, codec.CompressResult (dst None: kept the original)
     baseline = Signal(int, object)              # item id, baselines.BaselineResult
     finished = Signal(int)                      # item id: nothing more will come for it
     failed = Signal(int, str)                   # item id, one-sentence message
@@ -141,8 +142,9 @@ class Workers:
             img = image_io.load_image(req.src)
             model = self.models.get(req.variant) if image_io.coding_method(img.mode) != image_io.METHOD_FALLBACK \
                 else None
-            result = codec.compress_file(req.src, req.dst, model=model, variant=req.variant, device=req.device,
-                                         force=req.force, progress=progress, cancel=ctl, img=img)
+            result, _ = sizing.compress_unless_larger(
+                req.src, req.dst, skip_larger=req.skip_larger, model=model, variant=req.variant,
+                device=req.device, force=req.force, progress=progress, cancel=ctl, img=img)
             b.compressed.emit(req.item_id, result)
             pixels = baselines.comparable_pixels(img)
             for i, name in enumerate(req.codecs):

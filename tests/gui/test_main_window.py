@@ -15,13 +15,13 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QTimer, QU
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from shvc_gui.core import codec, container
+from shvc_gui.core import baselines, codec, container
 from shvc_gui.core.model.testing import synthetic_photo
 from shvc_gui.qt import dialogs
 from shvc_gui.qt.main_window import MainWindow
-from shvc_gui.qt.queue_model import (CANCELLED, COL_BPD, COL_CODEC, COL_OVERHEAD, COL_SHVC, DONE, PAUSED, RUNNING,
-                                     SKIPPED, WAITING,
-                                     human_bytes)
+from shvc_gui.core.sizing import human_bytes
+from shvc_gui.qt.queue_model import (CANCELLED, COL_BPD, COL_CHANGE, COL_CODEC, COL_OVERHEAD, COL_SHVC, DONE, PAUSED,
+                                     COL_STATUS, RUNNING, SKIPPED, WAITING)
 from shvc_gui.qt.settings import Settings
 
 JOB_TIMEOUT_MS = 240_000
@@ -89,8 +89,8 @@ def test_drop_folder_compresses_every_image(qtbot, window, tmp_path, trained_mod
         assert it.result.initial_bits == header.initial_bits
         for c in ("png", "webp", "jxl"):
             assert m.data(m.index(row, COL_CODEC[c])) == f"{it.baselines[c].bpd:.3f}"
-        if not window.queue.flif_available:
-            assert m.data(m.index(row, COL_CODEC["flif"])) == "not installed"
+        # FLIF is chosen in the settings: its column shows only where a flif program is installed
+        assert window.table.isColumnHidden(COL_CODEC["flif"]) != baselines.available("flif")
         img, _ = codec.decompress_bytes(it.dst.read_bytes(), model=trained_model)
         assert np.array_equal(img.pixels, originals[it.src.name])
         # the lowest BPD of the row is the highlighted one
@@ -99,10 +99,12 @@ def test_drop_folder_compresses_every_image(qtbot, window, tmp_path, trained_mod
     total_row = len(m.items)
     t = m.totals()
     assert t["images"] == 3
-    assert t["saved"] == sum(it.original_bytes - it.dst.stat().st_size for it in m.items)
+    assert t["original"] == sum(it.original_bytes for it in m.items)
+    assert t["shvc"] == sum(it.dst.stat().st_size for it in m.items)
     dims = sum(3 * it.width * it.height for it in m.items)
     assert m.data(m.index(total_row, COL_BPD)) == f"{8 * sum(it.dst.stat().st_size for it in m.items) / dims:.3f}"
-    assert m.data(m.index(total_row, 0)).startswith("Total (3 of 3")
+    assert m.data(m.index(total_row, 0)) == "Total: 3 compressed"
+    assert m.data(m.index(total_row, COL_STATUS)) == "3 of 3 done"
 
 
 def test_ui_stays_responsive_during_a_job(qtbot, window, tmp_path):
@@ -273,14 +275,18 @@ def test_pause_holds_the_job_and_resume_finishes_it(qtbot, window, tmp_path, tra
     window.add_paths([tmp_path / "p.png"])
     it = window.queue.items[0]
     qtbot.waitUntil(lambda: it.status == RUNNING, timeout=60_000)
+    assert window.act_pause.text() == "P&ause"
     window.act_pause.trigger()
     assert it.status == PAUSED
+    assert window.act_pause.text() == "Res&ume" and window.act_pause.isChecked()      # Pause became Resume
+    assert window.queue.data(window.queue.index(0, COL_STATUS)).startswith("Paused")
     qtbot.wait(300)
     held = (it.stage, it.fraction)
     qtbot.wait(2000)
     assert (it.stage, it.fraction) == held and it.status == PAUSED
     assert not (tmp_path / "p.shvc").exists()
     window.act_pause.trigger()
+    assert window.act_pause.text() == "P&ause" and not window.act_pause.isChecked()
     wait_idle(qtbot, window)
     assert it.status == DONE
     img, _ = codec.decompress_bytes((tmp_path / "p.shvc").read_bytes(), model=trained_model)

@@ -268,8 +268,8 @@ def test_hover_reports_the_pixel_and_its_bits(qtbot, views):
             send_mouse(view.viewport(), QEvent.MouseMove, pos)
         x, y, bits = blocker.args
         assert (x, y) == (37, 20)
-        assert bits == pytest.approx(3.7)
-        assert "x 37, y 20" in views.pixel_label.text() and "3.70 bits" in views.pixel_label.text()
+        assert bits == pytest.approx(3.7 / 3)                   # bits per pixel -> bits per dimension
+        assert "x 37, y 20" in views.pixel_label.text() and "1.23 bpd" in views.pixel_label.text()
 
 
 def test_without_bits_map_the_heatmap_pane_explains(qtbot, views):
