@@ -368,7 +368,7 @@ def test_package_cap_keeps_the_smallest_u(built, sources, tmp_path, monkeypatch)
     manifest = C.build_from_images(all_paths(sources), out, log=lambda s: None)
     capped = [k for k, (d, why) in selection(out).items() if why.startswith("package cap")]
     assert len(capped) == 4 and all(selection(out)[k][0] == "drop" for k in capped)
-    everything = sorted((f["identity"] for f in built[1]["files"]), key=lambda i: (C._u(i), i))
+    everything = sorted((f["identity"] for f in built[1]["files"]), key=lambda i: (C._u("cap " + i), i))
     assert sorted(f["identity"] for f in manifest["files"]) == sorted(everything[:3])
 
 

@@ -104,7 +104,8 @@ DIGITAL_ART = re.compile(
     r"|Volna)/"
     r"|lomiri-wallpapers[^:]*:.*(umang_by_Abhishek_Mudgal|Fossa_by_Jasper_Roks|Infinite-Sea_by_Aury88)"
     r"|lxqt-themes:.*/waves-logo)")
-# At most this many kept pictures of a package (those with the smallest split hash u), so that
+# At most this many kept pictures of a package (smallest u("cap " + identity): a hash independent of
+# the split's, so the split stays ~11 % within the package too), so that
 # one kind of picture (astrophotographs: mostly black sky) does not dominate the corpus.
 PACKAGE_CAPS = {"stellarium-data": 48}
 # Reserved for independent evaluation: never trained or tuned on. The builder refuses these
@@ -168,7 +169,7 @@ class Rules:
                        "bits (hashes with < 32 or > 224 ones, i.e. flat pictures, are not compared); the "
                        "largest file of a group is kept; identity = smallest member identity"),
             "package_caps": (f"at most {dict(sorted(PACKAGE_CAPS.items()))} kept pictures of these "
-                             "packages: those with the smallest u"),
+                             "packages: those with the smallest u('cap ' + identity)"),
             "split": (f"u = int(sha256(identity)[:8], 16) / 2**32; val when u < {self.val_fraction}; then "
                       f"the smallest-u train pictures move to val until val >= {self.min_val_share} of kept"),
             "params": asdict(self),
@@ -561,11 +562,11 @@ def build_from_sources(sources: list[Source], out: Path, rules: Rules = Rules(),
             kept.append((identity, best, img, b"", why, lossy))     # PNG coded once capped
     # 4. package caps: the kept pictures with the smallest u
     for pkg, cap in sorted(PACKAGE_CAPS.items()):
-        mine = sorted((k for k in kept if k[1].package == pkg), key=lambda k: (_u(k[0]), k[0]))
+        mine = sorted((k for k in kept if k[1].package == pkg), key=lambda k: (_u("cap " + k[0]), k[0]))
         for k in mine[cap:]:
             kept.remove(k)
             i = next(i for i, r in enumerate(rows) if r[0] is k[1])
-            rows[i] = (k[1], "drop", f"package cap: {pkg} keeps {cap} pictures (smallest u); {k[4]}")
+            rows[i] = (k[1], "drop", f"package cap: {pkg} keeps {cap} pictures (smallest cap hash); {k[4]}")
     # 5. split and write
     splits = assign_splits([k[0] for k in kept], rules)
     for split in ("train", "val"):
