@@ -277,3 +277,12 @@ codec.describe(codec.read_header({str(DATA / "golden-v1.shvc")!r}))
 print("torch" in sys.modules)
 """)
     assert r.returncode == 0 and r.stdout.splitlines()[-1] == "False", r.stderr
+
+
+def test_stream_counts_follow_the_rule_of_each_version():
+    """Version 1 wrote one sub-stream per 4 groups, version 2 one per 12 M sub-pixels: a file of
+    either keeps its own rule (a 2048x2048 version-1 image had 4 sub-streams)."""
+    h1 = container.Header(2048, 2048, "RGB", "model", variant="arib", patch=64, group_size=64, n_patches=1024,
+                          version=1)
+    assert codec._expected_streams(h1, 3 * 2048 * 2048) == 4
+    assert codec._expected_streams(replace(h1, version=2), 3 * 2048 * 2048) == 2

@@ -151,6 +151,15 @@ def _model_for(header: container.Header, model=None):
     return find_model_by_sha256(header.weights_sha256)
 
 
+def _expected_streams(header: container.Header, n_dims: int) -> int:
+    """Sub-streams the encoder of the file's version wrote: version 1 one per 4 groups, later ones
+    one per 12 M coded sub-pixels (:func:`bitsback.auto_streams`); at most 64."""
+    from .entropy import bitsback
+    if header.version == 1:
+        return max(1, min(64, -(-header.n_patches // (4 * header.group_size))))
+    return bitsback.auto_streams(n_dims)
+
+
 def check_streams(header: container.Header, streams: list[bytes], pop_bound=None) -> None:
     """Refuse, before any decoding, streams that cannot hold what the header claims: the two streams
     of its method (an unused one empty), and a model payload whose sub-stream count and rANS lanes
@@ -177,7 +186,7 @@ def check_streams(header: container.Header, streams: list[bytes], pop_bound=None
     if len(payload) % 4 or len(words) < head:
         raise FormatError("The compressed stream is truncated.")
     n_dims = 3 * header.width * header.height
-    ranges = bitsback._stream_ranges(header.n_patches, bitsback.auto_streams(n_dims), header.group_size)
+    ranges = bitsback._stream_ranges(header.n_patches, _expected_streams(header, n_dims), header.group_size)
     count = int(words[0])
     if count != len(ranges):
         raise FormatError("The file is corrupt (its compressed stream count does not fit the image).")
