@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/fuzz_decoder.py [--count 3000] [--seed 0] [--weights tests/data/trained-tiny.pt]
 
 Every outcome must be one of: a :class:`ShvcError` (FormatError, IntegrityError, WeightsError, ...)
-or exact pixels equal to the original's. Anything else (another exception, a decode slower than
+or exact pixels equal to the original's that the image writer of ``shvc decompress`` accepts. Anything else (another exception, a decode slower than
 ``--max-seconds``, a peak memory growth over ``--max-mb``) is a defect: it is listed with the seed
 input, the mutation and its index, so ``mutate(...)`` reproduces it, and the exit status is 1.
 
@@ -224,6 +224,11 @@ def outcome(data: bytes, original: image_io.LoadedImage, model) -> str:
         return f"{type(exc).__name__}: " + next((c for c in cats if c in msg), "other")
     if not img.same_pixels(original):
         raise AssertionError("decoded to different pixels without an error")
+    fmt = image_io.preferred_format(img.mode)
+    try:                                         # what decodes must also be writable (`shvc decompress`)
+        image_io.encode_image(img, fmt)
+    except Exception as exc:  # noqa: BLE001 - a clean refusal here is a defect too: the reader let it through
+        raise AssertionError(f"decoded, but cannot be written as {fmt}: {type(exc).__name__}: {exc}") from None
     return "exact"
 
 

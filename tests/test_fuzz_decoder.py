@@ -5,6 +5,8 @@ benchmarks/fuzz_decoder.py runs thousands with the same mutations and prints the
 
 import importlib.util
 import resource
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -66,3 +68,20 @@ def test_a_decoder_that_misbehaves_is_caught(seeds, trained_model, monkeypatch):
     monkeypatch.setattr(codec, "decompress_bytes", lambda *a, **k: {}["x"])
     with pytest.raises(KeyError):
         fuzz.outcome(data, original, trained_model)
+
+
+def test_hostile_metadata_that_decodes_must_also_be_writable(seeds, trained_model, monkeypatch):
+    """Issue 17.1 was found at the writer: a file that decodes but whose info values break the PNG
+    writer counts as a defect here."""
+    from shvc_gui.core import container
+    data, original = seeds["palette"]
+    monkeypatch.setattr(container, "check_info", lambda info, mode: info)       # the reader of before the fix
+    header, streams = container.read_container(data)
+    hb = container._encode_header(container.Header(**{**header.__dict__, "info": {}, "rebuild_crc": None}))
+    blob = b'{"gamma": 1e300}'
+    hb = hb[:-2] + b"\x01\x00" + bytes([4]) + len(blob).to_bytes(4, "little") + blob
+    hostile = (container.PREAMBLE.pack(container.MAGIC, header.version, 0, len(hb)) + hb
+               + struct.pack("<I", zlib.crc32(hb)) + struct.pack("<I", len(streams))
+               + b"".join(struct.pack("<QI", len(s), zlib.crc32(s)) for s in streams) + b"".join(streams))
+    with pytest.raises(AssertionError, match="cannot be written"):
+        fuzz.outcome(hostile, original, trained_model)
