@@ -286,3 +286,23 @@ def test_stream_counts_follow_the_rule_of_each_version():
                           version=1)
     assert codec._expected_streams(h1, 3 * 2048 * 2048) == 4
     assert codec._expected_streams(replace(h1, version=2), 3 * 2048 * 2048) == 2
+
+
+@pytest.mark.parametrize("method", ["fallback", "mixed"])
+def test_embedded_stream_larger_than_the_file_is_refused_unread(method, trained_model, monkeypatch):
+    """Issue 17.4, one level up: the embedded stream's own header (and its PNG) agree on 400x300,
+    the file says 10x10: refused before the PNG is decoded."""
+    if method == "fallback":
+        data, _ = codec.compress_image(image_io.LoadedImage(np.zeros((10, 10, 1), np.uint8), "L"), model=trained_model)
+        big = image_io.encode_fallback(np.zeros((300, 400, 1), np.uint8), "L")
+    else:
+        data, _ = codec.compress_image(image_io.LoadedImage(np.zeros((10, 10, 4), np.uint8), "RGBA"),
+                                       model=trained_model)
+        big = image_io.encode_fallback(np.zeros((300, 400, 1), np.uint8), "L")
+    header, (payload, _) = container.read_container(data)
+    calls = []
+    monkeypatch.setattr(imagecodecs, "png_decode", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(imagecodecs, "jpegxl_decode", lambda *a, **k: calls.append(1))
+    with pytest.raises(FormatError, match="400x300"):
+        codec.decompress_bytes(container.write_container(header, [payload, big]), model=trained_model)
+    assert not calls

@@ -168,8 +168,8 @@ def test_join_checks_header_and_adds_metadata():
                          source_format="PNG")
     back = image_io.join_after_decoding(rgb, fb, method, header=h)
     assert back.icc == b"icc" and back.exif == b"exif" and back.text == {"k": "v"} and back.info["dpi"] == (72.0, 72.0)
-    h.mode = "L"
-    with pytest.raises(FormatError, match="does not match its header"):
+    h.mode = "L"                                    # caught before decoding, from the stream's own header
+    with pytest.raises(FormatError, match="describes a 31x23 LA image, not the 31x23 L"):
         image_io.join_after_decoding(rgb, fb, method, header=h)
     with pytest.raises(FormatError, match="missing"):
         image_io.join_after_decoding(None, None, image_io.METHOD_FALLBACK)

@@ -569,9 +569,10 @@ def _decode_body(codec: int, body: bytes, shape: tuple, dtype: np.dtype) -> np.n
     return arr
 
 
-def decode_fallback(data: bytes) -> LoadedImage:
+def decode_fallback(data: bytes, expect: tuple[int, int, str] | None = None) -> LoadedImage:
     """Inverse of :func:`encode_fallback`: the pixels (mode, palette) as a LoadedImage without metadata.
-    FormatError for anything malformed."""
+    FormatError for anything malformed. ``expect``: (height, width, mode) the stream must describe,
+    checked before anything is decoded (so a stream cannot size the decoder's memory on its own)."""
     def corrupt(why: str):
         return FormatError(f"The file is corrupt (its embedded image stream {why}).")
     try:
@@ -599,6 +600,8 @@ def decode_fallback(data: bytes) -> LoadedImage:
     c = MODE_CHANNELS[mode]
     if not (1 <= h and 1 <= w and h * w * c <= MAX_SUBPIXELS):
         raise corrupt("claims an impossible size")
+    if expect is not None and (h, w, mode) != tuple(expect):
+        raise corrupt(f"describes a {w}x{h} {mode} image, not the {expect[1]}x{expect[0]} {expect[2]} of the file")
     try:
         arr = _decode_body(codec, bytes(data[pos:]), (h, w, c), sample_dtype(mode))
     except Exception as exc:  # noqa: BLE001 - damaged PNG / JPEG-XL data raise various errors
@@ -635,12 +638,13 @@ def join_after_decoding(rgb: np.ndarray | None, fallback: bytes | None, method: 
         img = LoadedImage(np.asarray(need(rgb, "model data")), "RGB")
     elif method == METHOD_MIXED:
         rgb = np.asarray(need(rgb, "model data"))
-        alpha = decode_fallback(need(fallback, "alpha plane"))
+        alpha = decode_fallback(need(fallback, "alpha plane"), (rgb.shape[0], rgb.shape[1], "L"))
         if alpha.mode != "L" or alpha.pixels.shape[:2] != rgb.shape[:2]:
             raise FormatError("The file is corrupt (its alpha plane does not fit the image).")
         img = LoadedImage(np.concatenate([rgb, alpha.pixels], axis=2), "RGBA")
     elif method == METHOD_FALLBACK:
-        img = decode_fallback(need(fallback, "embedded image stream"))
+        img = decode_fallback(need(fallback, "embedded image stream"),
+                              None if header is None else (header.height, header.width, header.mode))
     else:
         raise FormatError(f"The file is corrupt (unknown coding method {method!r}).")
     if header is not None:
