@@ -1,7 +1,7 @@
 """End-to-end throughput in sub-pixels per second, split into stages, against the paper and JPEG-XL.
 
     .venv/bin/python benchmarks/throughput.py [--weights PATH] [--tiles32 10000] [--photo-mp 12] [--tiles64 200]
-                                              [--photo IMAGE] [--only photo] [--paths fp32,int8] [--chain]
+                                              [--photo IMAGE] [--only photo] [--paths fp32,int8,int8+chain] [--chain]
                                               [--network-only] [--reps 30]
 
 Workloads: random 32x32 tiles (the paper's Table 2 setting: 10,000 CIFAR-sized images), one photo of
@@ -239,7 +239,8 @@ def main(argv=None) -> int:
     ap.add_argument("--group", type=int, default=DEFAULT_GROUP, help="patches per group (default: the codec's)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--paths", default="auto",
-                    help="comma-separated quant.int_sums paths to run the end-to-end workloads on, e.g. fp32,int8")
+                    help="comma-separated quant.int_sums paths to run the end-to-end workloads on, e.g. "
+                         "fp32,int8,int8+chain (+chain: with quant.run_layers inside IntConvNet)")
     ap.add_argument("--chain", action="store_true",
                     help="end to end with quant.run_layers inside IntConvNet (uint8 activations between layers)")
     ap.add_argument("--network-only", action="store_true", help="only the network-alone tables")
@@ -264,9 +265,8 @@ def main(argv=None) -> int:
         network_rows(model, reps=args.reps)
     if args.network_only:
         return 0
-    if args.chain:
-        from shvc_gui.core.model.layers import IntConvNet
-        IntConvNet.forward = lambda self, a: quant.run_layers(self.layers, a)
+    from shvc_gui.core.model.layers import IntConvNet
+    by_layer, chained = IntConvNet.forward, (lambda self, a: quant.run_layers(self.layers, a))
     print(f"device {args.device}, torch threads {torch.get_num_threads()}, model {getattr(model, 'name', '?')} "
           f"({variant}), group {args.group}, paths {args.paths}{', run_layers' if args.chain else ''}")
     print("| workload | path | sub-pixels | shvc bpd | compress Msub/s | decompress Msub/s | round trip Msub/s | "
@@ -283,7 +283,8 @@ def main(argv=None) -> int:
         sized = model_for_size(model, SMALL_PATCH, SMALL_PATCH) if small_tiles else model
         payloads = set()
         for path in args.paths.split(","):
-            quant.conv_path = path
+            quant.conv_path = path.split("+")[0]
+            IntConvNet.forward = chained if args.chain or path.endswith("+chain") else by_layer
             r = shvc_round_trip(sized, imgs, variant, args.device, args.group)
             payloads.add(r["payload_sha256"])
             enc_s, dec_s = sum(r["enc"].values()), sum(r["dec"].values())
