@@ -44,7 +44,7 @@ uninstall-desktop:
 # the validation photographs when the corpus is present (else synthetic pictures).
 screenshots: venv
 	SHVC_SCREENSHOT_DIR=docs/screenshots SHVC_SCREENSHOT_SHIPPED=1 \
-	SHVC_SCREENSHOT_IMAGES=$(wildcard data/corpus-v0/val) QT_QPA_PLATFORM=offscreen \
+	SHVC_SCREENSHOT_IMAGES=$(firstword $(wildcard data/corpus-v1/val data/corpus-v0/val)) QT_QPA_PLATFORM=offscreen \
 	$(BIN)/python -m pytest -q tests/gui/test_screenshots.py
 
 clean:

@@ -17,7 +17,7 @@ from PySide6.QtCore import QSettings
 
 from shvc_gui.core.model.testing import synthetic_photo
 from shvc_gui.qt.main_window import MainWindow
-from shvc_gui.qt.queue_model import DONE
+from shvc_gui.qt.queue_model import DONE, RUNNING
 from shvc_gui.qt.settings import Settings
 
 
@@ -29,12 +29,16 @@ def _images(folder: Path) -> list[Path]:
             im = Image.open(p).convert("RGB")
             w, h = im.size
             cw, ch = min(w, 320), min(h, 224)
-            im.crop(((w - cw) // 2, (h - ch) // 2, (w + cw) // 2, (h + ch) // 2)).save(folder / p.name)
-            out.append(folder / p.name)
+            crop = im.crop(((w - cw) // 2, (h - ch) // 2, (w + cw) // 2, (h + ch) // 2))
+            name = p.name if i < 3 else p.stem + ".jpg"          # a JPEG source: its lossless copy grows
+            crop.save(folder / name, **({"quality": 85} if name.endswith(".jpg") else {}))
+            out.append(folder / name)
     if not out:
         for i, (h, w) in enumerate([(96, 128), (64, 160), (128, 96)]):
             Image.fromarray(synthetic_photo(h, w, 20 + i)).save(folder / f"photo-{i + 1}.png")
             out.append(folder / f"photo-{i + 1}.png")
+        Image.fromarray(synthetic_photo(96, 128, 23)).save(folder / "photo-4.jpg", quality=85)
+        out.append(folder / "photo-4.jpg")
     return out
 
 
@@ -64,15 +68,24 @@ def test_screenshots(qtbot, tmp_path, shots, trained_model):
     w.show()
     qtbot.waitExposed(w)
     w.grab().save(str(shots / "empty-1280x800.png"))
+    written = {}
     w.add_paths([folder])
+    # mid-run: held by Pause (the button now says Resume) so that the picture is steady
+    first = w.queue.items[0]
+    qtbot.waitUntil(lambda: first.status == RUNNING and first.stage == "compress" and first.fraction >= 0.3,
+                    timeout=600_000)
+    w.toggle_pause()
+    qtbot.wait(300)
+    written["running-1280x800.png"] = w.grab()
+    w.toggle_pause()
     qtbot.waitUntil(lambda: all(it.status == DONE for it in w.queue.items), timeout=600_000)
     qtbot.wait(200)
-    written = {}
     w.tabs.setCurrentIndex(0)
     written["main-1280x800.png"] = w.grab()
     w.select_item(w.queue.items[0].id)
     w.tabs.setCurrentWidget(w.detail_page)
     qtbot.waitUntil(lambda: "bits per dimension" in w.detail_label.text(), timeout=30_000)
+    assert w.detail.legend.isVisible()
     qtbot.wait(100)
     w.detail.fit()
     written["heatmap-1280x800.png"] = w.grab()
@@ -80,6 +93,10 @@ def test_screenshots(qtbot, tmp_path, shots, trained_model):
     w.tabs.setCurrentIndex(0)
     qtbot.wait(200)
     written["main-800x600.png"] = w.grab()
+    w.tabs.setCurrentWidget(w.detail_page)
+    qtbot.wait(200)
+    w.detail.fit()
+    written["heatmap-800x600.png"] = w.grab()
     viewer = w.open_shvc(w.queue.items[0].dst)
     with qtbot.waitSignal(viewer.loaded, timeout=120_000):
         pass
