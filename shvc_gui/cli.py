@@ -239,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--codecs", default="shvc,png,webp,jxl,flif",
                    help="comma-separated codecs (shvc, png, webp, jxl, jxl-e9, flif); those not installed "
                         "are reported and left out")
-    b.add_argument("--json", help="also write the figures of every image to this JSON file")
+    b.add_argument("--json", help="also write the figures of every image to this JSON file (default: none)")
     b.add_argument("--tiles", action="store_true", help="bench every full 64x64 tile as its own image")
     variant_opt(b)
     b.add_argument("--quiet", action="store_true", help="print only the total row, no row per image")
