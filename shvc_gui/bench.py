@@ -146,6 +146,10 @@ def _progress(pixels: int):
     """A tqdm bar over pixels with the time left, on a terminal; None otherwise (a line per image)."""
     if not sys.stderr.isatty():
         return None
+    import shutil
+
     from tqdm import tqdm
-    return tqdm(total=pixels, unit="px", unit_scale=True, leave=False, dynamic_ncols=True,
+    width = shutil.get_terminal_size((100, 24)).columns
+    return tqdm(total=pixels, unit="px", unit_scale=True, leave=False, file=sys.stderr, mininterval=0.5,
+                ncols=width if width > 20 else 100,
                 bar_format="{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} px [{elapsed}<{remaining}] {postfix}")
