@@ -252,3 +252,11 @@ def test_golden_file_decodes_and_encodes_the_same_on_int8(trained_model, path):
     assert np.array_equal(img.pixels, orig.pixels)
     data, _ = codec.compress_image(orig, model=trained_model)
     assert data == golden
+
+
+def test_empty_batch_on_every_path(trained_model, path):
+    for name in ("int8", "fp32", "unfold"):
+        path(name)
+        for net in trained_model.nets.values():
+            a = torch.zeros(0, net.layers[0].w.shape[1], 8, 8)
+            assert net(a).shape[0] == 0 and quant.run_layers(net.layers, a).shape[0] == 0

@@ -6,8 +6,11 @@ value ``a / ACT_DEN``. Inputs are brought to the same grid (pixels ``x - 128``, 
 per output channel. A convolution is a sum of at most ``fan_in * 63 * 128`` sized integer products, kept
 below 2**24 so that float32 arithmetic is exact whatever the summation order (batch size, threads,
 device) as long as nothing but products and sums touches it (:func:`exact_conv_available`). The
-result is requantized in int64 by ``floor((h*M + B) / 2**SHIFT)``, which folds the weight scale,
-the bias, and the affine map of the output onto its integer grid.
+result is requantized by ``floor((h*M + B) / 2**SHIFT)`` (in float64 where that is provably exact,
+else int64), which folds the weight scale, the bias, and the affine map of the output onto its
+integer grid. On x86-64 CPUs with VNNI or AMX the sums run on the int8 units (:func:`int_sums`:
+oneDNN u8 x s8 direct convolutions, ``torch._int_mm`` for 1x1), exact in int32; every path gives
+the same integers, and ``SHVC_CONV`` / :data:`conv_path` forces one (docs/THROUGHPUT.md).
 
 During training the same layer runs in float with straight-through rounding (``quantize=True``) or
 with no rounding at all (``quantize=False``, the float model).
@@ -236,7 +239,7 @@ def int_sums(layer: IntConv2d, a: torch.Tensor) -> torch.Tensor:
             if acc is not None:
                 return acc
         a = a.to(torch.float32, memory_format=torch.contiguous_format)
-    elif path in ("auto", "int8") and _int8_ready(a.device):
+    elif path in ("auto", "int8") and a.numel() and _int8_ready(a.device):
         lo, hi = (int(v) for v in torch.aminmax(a))
         acc = _int8_sums(layer, a, lo, hi)
         if acc is not None:
