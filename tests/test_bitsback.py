@@ -127,10 +127,16 @@ def test_independent_streams_round_trip_and_cost(lanes, trained_model):
         decode_patches(trained_model, six.payload[:-8], valid, "arib", group_size=2)
 
 
+ARCHS = {"anchor": dict(anchor=True), "heads-interp": dict(heads=True, interp=True, kernel=3),
+         "heads-anchor": dict(heads=True, anchor=True, kernel=5)}
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
 @pytest.mark.parametrize("variant", ["det", "arib"])
-def test_anchored_model_round_trips_and_matches_its_training_loss(variant):
-    """Means relative to sub-image 0 (HParams.anchor): the integer coder and the fake-quantized
-    training loss use the same distributions, and decoding is exact."""
+def test_centred_models_round_trip_and_match_their_training_loss(variant, arch):
+    """Means relative to sub-image 0 (HParams.anchor) or to the interpolation of the known
+    neighbours (interp), one network or one head per sub-image: the integer coder and the
+    fake-quantized training loss use the same distributions, and decoding is exact."""
     import torch
 
     from shvc_gui.core.model.hparams import HParams
@@ -138,7 +144,7 @@ def test_anchored_model_round_trips_and_matches_its_training_loss(variant):
 
     torch.manual_seed(3)
     hp = HParams(patch=32, width=12, depth=3, latent_layers=0 if variant == "det" else 2, z_channels=3,
-                 mixtures=2, split=2, anchor=True)
+                 mixtures=2, split=2, **ARCHS[arch])
     float_model = SHVC(hp)
     float_model.quantize = True
     model = IntegerSHVC(float_model.integer_state()).eval()

@@ -131,3 +131,47 @@ def test_integer_tables_are_valid_and_match_float():
     h_float = -(pf * lp.double()).sum(1) / np.log(2)
     h_int = -(pf * torch.log2(p.double() / 2 ** PREC)).sum(1)
     assert (h_int - h_float - 0.005 * h_float).max() < 0.01   # bits per symbol
+
+
+def _heads_model(**kw):
+    from shvc_gui.core.model.shvc import IntegerSHVC
+    torch.manual_seed(5)
+    hp = HParams(patch=32, width=8, depth=3, latent_layers=0, mixtures=2, heads=True, **kw)
+    return IntegerSHVC(SHVC(hp).integer_state()).eval()
+
+
+@pytest.mark.parametrize("centre", [dict(interp=True), dict(anchor=True), {}])
+def test_pixel_heads_see_only_earlier_sub_images(centre):
+    """Head j's parameters (and its centre) do not move when sub-images >= j change, and do when
+    sub-image j - 1 changes."""
+    from shvc_gui.core.model.shvc import pixel_centre
+    m = _heads_model(**centre)
+    X = _x(p=32)
+    for j in range(4):
+        base = m.pixel_params(j, X, None)
+        c0 = pixel_centre(m.hp, X, j)
+        for later in range(j, 4):
+            X2 = X.clone()
+            X2[:, later] = torch.randint(0, 256, X2[:, later].shape)
+            assert all(torch.equal(a, b) for a, b in zip(base, m.pixel_params(j, X2, None)))
+            c2 = pixel_centre(m.hp, X2, j)
+            assert (c0 is None and c2 is None) or torch.equal(c0, c2)
+        if j > 0:
+            X3 = X.clone()
+            X3[:, j - 1] = (X3[:, j - 1] + 50) % 256
+            assert not all(torch.equal(a, b) for a, b in zip(base, m.pixel_params(j, X3, None)))
+
+
+def test_interpolation_centre_is_exact_on_planes():
+    """On a linear ramp the interpolation of the known neighbours is the pixel itself (away from the
+    right and bottom edges, which repeat the last known pixel), on the 1/16 grid, in int64 and float."""
+    from shvc_gui.core.model.shvc import interpolation
+    rows, cols = torch.meshgrid(torch.arange(16), torch.arange(16), indexing="ij")
+    img = (3 * rows + 5 * cols + 10).expand(1, 3, 16, 16)
+    X = subpixel(img, 2)
+    for dtype in (torch.int64, torch.float32):
+        for j in (1, 2, 3):
+            c = interpolation(X.to(dtype), j)
+            assert torch.equal(c[..., :-1, :-1].long(), X[:, j, :, :-1, :-1] * 16)
+    flat = torch.full((1, 4, 3, 5, 5), 77)
+    assert all(torch.equal(interpolation(flat, j), torch.full((1, 3, 5, 5), 77 * 16)) for j in (1, 2, 3))

@@ -53,6 +53,22 @@ def test_training_lowers_the_loss(tmp_path):
     assert tr.validate(fixed)["bpd"] < before
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_train_step_lowers_the_loss_of_a_heads_model(precision):
+    """The training step of the per-sub-image-head model with interpolated centres, QAT, in fp32
+    and in bf16 autocast (channels_last)."""
+    from shvc_gui.core.model.hparams import HParams
+    from shvc_gui.train.loop import TrainStep
+    torch.manual_seed(0)
+    hp = HParams(patch=32, width=16, depth=3, latent_layers=0, mixtures=2, heads=True, interp=True)
+    step = TrainStep(hp, lr=5e-3, quantize=True, precision=precision)
+    x = torch.stack([torch.from_numpy(synthetic_photo(32, 32, seed=i)).permute(2, 0, 1) for i in range(4)])
+    first = step(x)["bpd"]
+    for _ in range(10):
+        last = step(x)["bpd"]
+    assert last < first
+
+
 def test_resume_is_exact(tmp_path):
     imgs = [synthetic_photo(64, 64, seed=i) for i in range(4)]
     a, _ = _trainer(tmp_path)
@@ -81,6 +97,10 @@ def test_cli_run_resume_export_and_sha256(tmp_path, corpus):
     assert load_checkpoint(run / "checkpoint.pt")["step"] == 5
     log = (run / "log.csv").read_text().splitlines()
     assert log[0].startswith("step,") and any(",val," in line for line in log)
+    import csv
+    rows = list(csv.DictReader(log))
+    assert int(rows[-1]["pixels"]) == 5 * 4 * 32 * 32          # pixels seen add up across the resume
+    assert load_checkpoint(run / "checkpoint.pt")["pixels"] == 5 * 4 * 32 * 32
     wdir = tmp_path / "weights"
     entry = export.export(run / "checkpoint.pt", "unit", corpus, wdir, val_tiles=4)
     assert entry["validation"]["coded"]["arib"]["bpd"] > 0

@@ -2,12 +2,16 @@
 
 ``shvc train run --corpus data/corpus --out runs/NAME [--resume] [--minutes 9] ...``
 
-* bf16 autocast on CUDA, fp32 on the CPU; gradient clipping; the ArIB penalty (eq. 10) with its λ.
+* ``--precision bf16`` (the default where the CPU or GPU has bf16 units): bf16 autocast for the
+  convolutions, channels_last, the loss in fp32; ``--compile`` compiles the pixel likelihood
+  (``torch.compile``: it dominates a step in eager mode); gradient clipping; the ArIB
+  penalty (eq. 10) with its λ. ``benchmarks/train_throughput.py`` measures the modes side by side.
 * A checkpoint is written every ``--checkpoint-minutes``, at the end, when ``--minutes`` runs out and
   on SIGTERM; ``--resume`` continues exactly (model, optimizer, EMA, every RNG, step), on any device.
 * ``--quantize`` trains the fake-quantized twin (quantization-aware fine-tuning of a float run).
 * Multi-GPU / multi-node: start the same script with ``torchrun``; every rank draws its own crops.
-* Logs train and validation BPD (total, x part, z part, ArIB penalty) to ``log.csv``.
+* Logs train and validation BPD (total, x part, z part, ArIB penalty) and the training pixels seen
+  so far (carried across resumes) to ``log.csv``.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ import torch.distributed as dist
 from ..core.model.hparams import HParams
 from ..core.model.shvc import SHVC
 
-LOG_FIELDS = ["step", "time_s", "lr", "split", "bpd", "bpd_x", "bpd_z", "penalty"]
+LOG_FIELDS = ["step", "time_s", "pixels", "lr", "split", "bpd", "bpd_x", "bpd_z", "penalty"]
+METRICS = LOG_FIELDS[5:]
 
 
 def parse_args(argv):
@@ -53,6 +58,10 @@ def parse_args(argv):
     p.add_argument("--val-every", type=int, default=500)
     p.add_argument("--val-crops", type=int, default=256)
     p.add_argument("--device", default="auto")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="bf16 autocast for the convolutions (auto: where the hardware has bf16)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the pixel likelihood (a few minutes before the first step)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
@@ -129,53 +138,101 @@ def hparams_from_args(args, base: HParams | None = None) -> HParams:
     return HParams.from_dict(d)
 
 
+def bf16_supported(device: torch.device) -> bool:
+    """Whether bf16 autocast runs on fast units here (CUDA with bf16, or a CPU with AVX512-BF16/AMX)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def compiled_likelihood(fn, min_side: int = 8):
+    """``fn`` (the elementwise pixel likelihood) compiled for each shape whose sides are at least
+    ``min_side``; the pyramid's tiny levels stay eager. (Dynamic shapes broke the compiled backward's
+    strides in torch 2.13, so each large level's shape gets its own graph.)"""
+    compiled = torch.compile(fn, dynamic=False)
+
+    def call(xb, out, centre, k_mix, quantize):
+        small = min(xb.shape[-2:]) < min_side
+        return (fn if small else compiled)(xb, out, centre, k_mix, quantize)
+    return call
+
+
+class TrainStep:
+    """Optimizer steps of one model on batches of uint8 crops: the loss (bf16 autocast for the
+    convolutions when asked, channels_last weights, fp32 likelihood; compiled when asked),
+    backward, gradient clipping, AdamW. ``model`` is the float/fake-quantized :class:`SHVC`."""
+
+    def __init__(self, hp: HParams, lr: float, quantize: bool = False, precision: str = "fp32",
+                 compile: bool = False, device: torch.device = torch.device("cpu"), clip: float = 1.0,
+                 arib_lambda: float = 0.0, wrap=None):
+        self.device, self.clip, self.arib_lambda = device, clip, arib_lambda
+        self.bf16 = precision == "bf16" or (precision == "auto" and bf16_supported(device))
+        self.model = SHVC(hp).to(device)
+        if self.bf16:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.model.quantize = quantize
+        self.net = wrap(self.model) if wrap else self.model       # e.g. DistributedDataParallel
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=lr, weight_decay=0.0, betas=(0.9, 0.99))
+        if compile:
+            self.model.pixel_log_prob = compiled_likelihood(self.model.pixel_log_prob)
+
+    def _loss(self, module, x: torch.Tensor) -> dict:
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            return module(x, self.arib_lambda)
+
+    def __call__(self, x: torch.Tensor, lr: float | None = None) -> dict:
+        if lr is not None:
+            for g in self.opt.param_groups:
+                g["lr"] = lr
+        self.model.train()
+        out = self._loss(self.net, x.to(self.device))
+        self.opt.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
+        self.opt.step()
+        return {k: float(v.detach()) for k, v in out.items()}
+
+
 class Trainer:
     """One training run; :meth:`step` is one optimizer step (used directly by the tests)."""
 
     def __init__(self, args, hp: HParams, device: torch.device, rank: int = 0, world: int = 1):
         self.args, self.device, self.rank, self.world = args, device, rank, world
-        self.model = SHVC(hp).to(device)
-        self.model.quantize = args.quantize
+        wrap = torch.nn.parallel.DistributedDataParallel if world > 1 else None
+        self.train_step = TrainStep(hp, args.lr, args.quantize, args.precision, args.compile, device,
+                                    args.clip, args.arib_lambda, wrap)
+        self.model, self.opt = self.train_step.model, self.train_step.opt
         self.ema = copy.deepcopy(self.model).eval()
         for p in self.ema.parameters():
             p.requires_grad_(False)
-        self.net = self.model
-        if world > 1:
-            self.net = torch.nn.parallel.DistributedDataParallel(self.model)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99))
         self.gen = torch.Generator().manual_seed(args.seed * 1000 + rank)
         self.step_no = 0
-
-    def _loss(self, module, x):
-        """``module(x)`` is the model's loss; bf16 autocast on CUDA (convs only: see QConv2d)."""
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-            return module(x, self.args.arib_lambda)
+        self.pixels = 0                   # training pixels seen by all ranks, across resumes
+        self.seconds = 0.0                # training wall-clock seconds before this process, across resumes
 
     def step(self, images) -> dict:
-        x = random_crops(images, self.args.batch, self.args.crop, self.gen).to(self.device)
-        for g in self.opt.param_groups:
-            g["lr"] = lr_at(self.step_no, self.args)
-        self.model.train()
-        out = self._loss(self.net, x)          # through the DDP wrapper when distributed
-        self.opt.zero_grad(set_to_none=True)
-        out["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.args.clip)
-        self.opt.step()
+        x = random_crops(images, self.args.batch, self.args.crop, self.gen)
+        out = self.train_step(x, lr_at(self.step_no, self.args))
         with torch.no_grad():
             d = min(self.args.ema, (1 + self.step_no) / (10 + self.step_no))
             for pe, pm in zip(self.ema.parameters(), self.model.parameters()):
                 pe.mul_(d).add_(pm.detach(), alpha=1 - d)
         self.step_no += 1
-        return {k: float(v.detach()) for k, v in out.items()}
+        self.pixels += x.shape[0] * x.shape[2] * x.shape[3] * self.world
+        return out
 
     @torch.no_grad()
     def validate(self, crops: torch.Tensor, batch: int = 32) -> dict:
+        """Mean losses of the EMA model on fixed crops, in fp32 (comparable across precisions)."""
         self.ema.quantize = self.model.quantize
         sums, n = {}, 0
         torch.manual_seed(12345)          # fixed posterior samples: comparable across steps
         for a in range(0, len(crops), batch):
             x = crops[a:a + batch].to(self.device)
-            out = self._loss(self.ema, x)
+            out = self.ema(x, self.args.arib_lambda)
             for k, v in out.items():
                 sums[k] = sums.get(k, 0.0) + float(v) * len(x)
             n += len(x)
@@ -184,13 +241,16 @@ class Trainer:
     def state(self) -> dict:
         return {"hparams": self.model.hp.to_dict(), "model": self.model.state_dict(),
                 "ema": self.ema.state_dict(), "opt": self.opt.state_dict(), "step": self.step_no,
-                "rng": rng_state(self.gen), "quantize": self.model.quantize, "args": vars(self.args)}
+                "pixels": self.pixels, "seconds": self.seconds, "rng": rng_state(self.gen), "quantize": self.model.quantize,
+                "args": vars(self.args)}
 
     def load_state(self, st: dict) -> None:
         self.model.load_state_dict(st["model"])
         self.ema.load_state_dict(st["ema"])
         self.opt.load_state_dict(st["opt"])
         self.step_no = st["step"]
+        self.pixels = st.get("pixels", st["step"] * self.args.batch * self.args.crop ** 2 * self.world)
+        self.seconds = st.get("seconds", 0.0)
         set_rng_state(st["rng"], self.gen)
 
 
@@ -264,14 +324,16 @@ def main(argv=None) -> int:
 
     def log(split, metrics):
         if writer:
-            writer.writerow({"step": trainer.step_no, "time_s": round(time.time() - t0, 1),
-                             "lr": f"{lr_at(trainer.step_no, args):.3g}", "split": split,
-                             **{k: f"{metrics.get(k, 0.0):.5f}" for k in LOG_FIELDS[4:]}})
+            writer.writerow({"step": trainer.step_no, "time_s": round(trainer.seconds + time.time() - t0, 1),
+                             "pixels": trainer.pixels, "lr": f"{lr_at(trainer.step_no, args):.3g}",
+                             "split": split, **{k: f"{metrics.get(k, 0.0):.5f}" for k in METRICS}})
             logf.flush()
 
     def checkpoint():
         if rank == 0:
-            save_checkpoint(trainer.state(), ckpt_path)
+            state = trainer.state()
+            state["seconds"] = trainer.seconds + time.time() - t0
+            save_checkpoint(state, ckpt_path)
 
     running = None
     while trainer.step_no < args.steps and not stop["flag"]:

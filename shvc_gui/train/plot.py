@@ -1,4 +1,7 @@
-"""``shvc train plot RUN_DIR [-o curve.png]``: the learning curve (train/validation BPD) as a PNG."""
+"""``shvc train plot RUN_DIR [-o curve.png]``: the learning curve (train/validation BPD) as a PNG.
+
+The x-axis is the training pixels seen (logarithmic) when the log has them, so that runs resumed
+over several sessions add up; older logs without that column are drawn against steps."""
 
 from __future__ import annotations
 
@@ -21,19 +24,22 @@ def plot(log_path: Path, out_png: Path) -> Path:
     import matplotlib.pyplot as plt
 
     rows = read_log(log_path)
+    key = "pixels" if all("pixels" in x for r in rows.values() for x in r) and rows.get("train") else "step"
     fig, (ax, axz) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
     for split, style in (("train", "-"), ("val", "o-")):
         r = rows.get(split, [])
         if r:
-            steps = [x["step"] for x in r]
+            steps = [x[key] for x in r]
             ax.plot(steps, [x["bpd"] for x in r], style, label=f"{split} bpd", ms=3)
             axz.plot(steps, [x["bpd_z"] for x in r], style, label=f"{split} z part", ms=3)
             axz.plot(steps, [x["penalty"] for x in r], style, label=f"{split} ArIB penalty", ms=3, alpha=0.6)
-    ax.set_xlabel("step")
+    for a in (ax, axz):
+        a.set_xlabel("training pixels seen" if key == "pixels" else "step")
+        if key == "pixels":
+            a.set_xscale("log")
     ax.set_ylabel("bits per dimension")
     ax.grid(alpha=0.3)
     ax.legend()
-    axz.set_xlabel("step")
     axz.set_ylabel("bits per dimension")
     axz.grid(alpha=0.3)
     axz.legend()

@@ -17,6 +17,12 @@ class HParams:
     split: int = 2             # ArIB split s: sub-images 1..s see z, s+1..k*k do not (s = k*k: no split)
     anchor: bool = False       # pixel means of sub-images j >= 1 relative to the co-located pixel of
                                # sub-image 0 (else to the fixed 128); older weights have False
+    heads: bool = False        # one pixel network per sub-image position j (shared by the pyramid's
+                               # levels): a kernel x kernel layer over the known sub-images, then 1x1
+                               # layers; False: one network for every j with a one-hot plane
+    interp: bool = False       # pixel means of sub-images j >= 1 relative to the interpolation of
+                               # their known neighbours (k = 2), which the network also sees
+    kernel: int = 3            # first-layer kernel of the heads (later layers are 1x1)
 
     def __post_init__(self) -> None:
         if self.k not in (2, 4):
@@ -25,6 +31,10 @@ class HParams:
             raise ValueError("depth >= 2, width, z_channels and mixtures >= 1")
         if not 1 <= self.split <= self.k * self.k:
             raise ValueError("split must be in 1..k*k")
+        if self.interp and (self.k != 2 or self.anchor):
+            raise ValueError("interp needs k = 2 and excludes anchor")
+        if self.kernel not in (1, 3, 5, 7):
+            raise ValueError("kernel must be 1, 3, 5 or 7")
         if self.patch % (self.k ** (self.latent_layers + 1)) and self.latent_layers:
             raise ValueError("patch must be divisible by k**(latent_layers + 1)")
 

@@ -54,13 +54,15 @@ def ar_input_all(blocks: torch.Tensor, cond_of_j) -> torch.Tensor:
 
 
 class ConvNet(nn.Module):
-    """3x3 conv + clamped ReLU layers, then a 1x1 output layer onto parameter grids."""
+    """A ``first`` x ``first`` conv, ``depth - 2`` ``hidden`` x ``hidden`` convs (each with a clamped
+    ReLU), then a 1x1 output layer onto parameter grids."""
 
-    def __init__(self, cin: int, width: int, depth: int, out_gain, out_offset):
+    def __init__(self, cin: int, width: int, depth: int, out_gain, out_offset, first: int = 3,
+                 hidden: int = 3):
         super().__init__()
         out_gain = torch.as_tensor(out_gain, dtype=torch.float32)
-        layers = [QConv2d(cin, width, 3, gain=ACT_DEN)]
-        layers += [QConv2d(width, width, 3, gain=ACT_DEN) for _ in range(depth - 2)]
+        layers = [QConv2d(cin, width, first, gain=ACT_DEN)]
+        layers += [QConv2d(width, width, hidden, gain=ACT_DEN) for _ in range(depth - 2)]
         layers += [QConv2d(width, out_gain.numel(), 1, gain=out_gain, offset=out_offset, clamp=False)]
         self.layers = nn.ModuleList(layers)
 

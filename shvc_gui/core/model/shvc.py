@@ -37,11 +37,16 @@ LN2 = math.log(2.0)
 
 
 # --- parameter grids ------------------------------------------------------------------------
-def pixel_head(k_mix: int):
-    """Gain/offset of the pixel network outputs: [logit, mu, log-scale, beta], 3*K each."""
+def pixel_head(k_mix: int, residual: bool = False):
+    """Gain/offset of the pixel network outputs: [logit, mu, log-scale, beta], 3*K each.
+
+    ``residual``: the mean is an offset from a prediction (:func:`pixel_centre`, which
+    :func:`channel_mean` adds less 128), so it starts there
+    with a finer gain, and the scale starts at e^2 instead of e^4 grey levels."""
     n = 3 * k_mix
-    gain = [LOGIT_DEN] * n + [128 * MU_DEN] * n + [LS_DEN] * n + [BETA_DEN] * n
-    offset = [0.0] * n + [127.5 * MU_DEN] * n + [4.0 * LS_DEN] * n + [0.0] * n
+    mu_gain, mu_offset, ls_offset = (16, 128.0, 2.0) if residual else (128, 127.5, 4.0)
+    gain = [LOGIT_DEN] * n + [mu_gain * MU_DEN] * n + [LS_DEN] * n + [BETA_DEN] * n
+    offset = [0.0] * n + [mu_offset * MU_DEN] * n + [ls_offset * LS_DEN] * n + [0.0] * n
     return gain, offset
 
 
@@ -65,30 +70,77 @@ def channel_mean(mu: torch.Tensor, beta: torch.Tensor, prev: list[torch.Tensor],
     """Eq. 7: mean of channel c shifted linearly by already coded channels (centered symbols).
 
     ``mu``, ``beta``: (N, 3, K, h, w); ``prev``: channels < c as (N, h, w) symbol tensors;
-    ``centre``: (N, 3, h, w) symbols the means are relative to (:func:`pixel_centre`), None for 128.
-    Returns (N, K, h, w) on the 1/16-symbol grid.
+    ``centre``: (N, 3, h, w) integers on the 1/16-symbol grid that the means are relative to
+    (:func:`pixel_centre`), None for 128. Returns (N, K, h, w) on the 1/16-symbol grid.
     """
     base = mu[:, c]
     if centre is not None:
-        base = base + (centre[:, c].unsqueeze(1) - 128) * MU_DEN
+        base = base + (centre[:, c].unsqueeze(1) - 128 * MU_DEN)
     if c == 0:
         return base
     idx = [[], [0], [1, 2]][c]
     acc = 0
     for i, b in enumerate(idx):
         coef = beta[:, b].clamp(-BETA_MAX, BETA_MAX)
-        ref = 128 if centre is None else centre[:, i].unsqueeze(1)
-        acc = acc + coef * (prev[i].unsqueeze(1) - ref)
-    scale = BETA_DEN // MU_DEN
+        ref = 128 * MU_DEN if centre is None else centre[:, i].unsqueeze(1)
+        acc = acc + coef * (prev[i].unsqueeze(1) * MU_DEN - ref)
+    scale = BETA_DEN                                   # (1/64) * (1/16 symbol) -> 1/16 symbol
     if exact:
         return base + torch.div(acc, scale, rounding_mode="floor")
     return base + floor_ste(acc / scale)
 
 
+def _shifted(t: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """``t`` (N, C, h, w) moved so that position (r, c) holds t[r + dy, c + dx]; edges repeat."""
+    if dx:
+        t = torch.cat([t[..., :, dx:], t[..., :, -1:].expand(*t.shape[:-1], dx)], dim=-1)
+    if dy:
+        t = torch.cat([t[..., dy:, :], t[..., -1:, :].expand(*t.shape[:-2], dy, t.shape[-1])], dim=-2)
+    return t
+
+
+def interpolation(X: torch.Tensor, j: int) -> torch.Tensor:
+    """The linear interpolation of sub-image ``j``'s known neighbours, k = 2, on the 1/16 grid.
+
+    j = 1 (right of a known pixel): left and right neighbours in sub-image 0; j = 2 (below): the
+    pixels above and below in sub-image 0; j = 3 (diagonal): the four direct neighbours, above and
+    below in sub-image 1, left and right in sub-image 2. Integers, exact in float32 and int64."""
+    if j == 1:
+        return (X[:, 0] + _shifted(X[:, 0], 0, 1)) * (MU_DEN // 2)
+    if j == 2:
+        return (X[:, 0] + _shifted(X[:, 0], 1, 0)) * (MU_DEN // 2)
+    return (X[:, 1] + _shifted(X[:, 1], 1, 0) + X[:, 2] + _shifted(X[:, 2], 0, 1)) * (MU_DEN // 4)
+
+
 def pixel_centre(hp: HParams, X: torch.Tensor, j: int) -> torch.Tensor | None:
-    """What the pixel means of sub-image ``j`` are relative to: for anchored models and j >= 1 the
-    co-located pixel of sub-image 0 (N, 3, h, w), which the decoder always has; else None (128)."""
-    return X[:, 0] if hp.anchor and j > 0 else None
+    """What the pixel means of sub-image ``j`` are relative to, on the 1/16-symbol grid (N, 3, h, w),
+    from sub-images < j only (the decoder has them): the co-located pixel of sub-image 0 for
+    anchored models, the interpolation of the known neighbours for ``interp`` ones, j >= 1;
+    else None (the fixed 128)."""
+    if j == 0 or not (hp.anchor or hp.interp):
+        return None
+    return X[:, 0] * MU_DEN if hp.anchor else interpolation(X, j)
+
+
+def head_input(hp: HParams, X: torch.Tensor, j: int, centre: torch.Tensor | None,
+               cond: list[torch.Tensor]) -> torch.Tensor:
+    """Input of pixel head ``j``: the known sub-images < j on the activation grid and, for ``interp``
+    models, the same minus the centre (clamped), then ``cond``; head 0 sees a constant plane."""
+    n, _, _, h, w = X.shape
+    if j == 0:
+        parts = [torch.full((n, 1, h, w), float(ACT_DEN), device=X.device)]
+    else:
+        known = X[:, :j].to(torch.float32)
+        parts = [pixel_input(known).flatten(1, 2)]
+        if centre is not None:
+            ref = torch.div(centre.to(torch.float32), MU_DEN, rounding_mode="floor").unsqueeze(1)
+            parts.append((known - ref).clamp(-128, 127).flatten(1, 2))
+    return torch.cat(parts + list(cond), dim=1)
+
+
+def head_channels(hp: HParams, j: int) -> int:
+    """Input channels of pixel head ``j`` (without conditioning)."""
+    return 1 if j == 0 else 3 * j * (2 if hp.interp or hp.anchor else 1)
 
 
 def arib_penalty(h_q: torch.Tensor, h_p: torch.Tensor) -> torch.Tensor:
@@ -101,17 +153,41 @@ def _last(t: torch.Tensor) -> torch.Tensor:
     return t.permute(0, 2, 3, 1)
 
 
+def pixel_log_prob(xb: torch.Tensor, out: torch.Tensor, centre: torch.Tensor | None, k_mix: int,
+                   quantize: bool) -> torch.Tensor:
+    """log p of pixel sub-images ``xb`` (M, 3, h, w) under the pixel network outputs ``out`` (eqs. 6-7,
+    logistic mixtures), straight-through rounded onto the integer grids when ``quantize``."""
+    logit, mu, ls, beta = split_pixel(out, k_mix)
+    if quantize:
+        logit, mu, ls, beta = (round_ste(t) for t in (logit, mu, ls, beta))
+    xs = xb.to(torch.float32)
+    lps = []
+    for c in range(3):
+        m = channel_mean(mu, beta, [xs[:, i] for i in range(c)], c, exact=False, centre=centre)
+        lps.append(log_prob_float(xs[:, c], _last(m), _last(ls[:, c]), _last(logit[:, c]), PIXEL_BINS))
+    return torch.stack(lps, dim=1)
+
+
 class SHVC(nn.Module):
-    """Training model (float or fake-quantized)."""
+    """Training model (float or fake-quantized).
+
+    ``pixel_log_prob`` is the elementwise likelihood; training may swap in a compiled twin of it
+    (``torch.compile``: in eager mode it takes most of a step)."""
 
     def __init__(self, hp: HParams):
         super().__init__()
         self.hp = hp
+        self.pixel_log_prob = pixel_log_prob
         b, cz, w, d = hp.blocks, hp.z_channels, hp.width, hp.depth
         pg, po = pixel_head(hp.mixtures)
         zg, zo = latent_head(cz)
         x_cond = 0 if hp.deterministic else cz + 1
-        self.x_net = ConvNet(3 * b + b + x_cond, w, d, pg, po)
+        if hp.heads:      # heads j >= 1 of centred models predict offsets from the centre
+            grids = [pixel_head(hp.mixtures, residual=j > 0 and (hp.interp or hp.anchor)) for j in range(b)]
+            self.x_heads = nn.ModuleList(ConvNet(head_channels(hp, j) + x_cond, w, d, *grids[j],
+                                                 first=hp.kernel, hidden=1) for j in range(b))
+        else:
+            self.x_net = ConvNet(3 * b + b + x_cond, w, d, pg, po)
         self.quantize = False
         if hp.deterministic:
             return
@@ -124,15 +200,8 @@ class SHVC(nn.Module):
     # --- pieces ---------------------------------------------------------------------------
     def _x_logp(self, xb: torch.Tensor, out: torch.Tensor, centre: torch.Tensor | None = None) -> torch.Tensor:
         """log p of pixel sub-images ``xb`` (M, 3, h, w) given network outputs; returns (M, 3, h, w)."""
-        logit, mu, ls, beta = split_pixel(out, self.hp.mixtures)
-        if self.quantize:
-            logit, mu, ls, beta = (round_ste(t) for t in (logit, mu, ls, beta))
-        xs = xb.to(torch.float32)
-        lps = []
-        for c in range(3):
-            m = channel_mean(mu, beta, [xs[:, i] for i in range(c)], c, exact=False, centre=centre)
-            lps.append(log_prob_float(xs[:, c], _last(m), _last(ls[:, c]), _last(logit[:, c]), PIXEL_BINS))
-        return torch.stack(lps, dim=1)
+        dense = [t if t is None else t.contiguous() for t in (xb, out, centre)]   # one layout to compile for
+        return self.pixel_log_prob(*dense, self.hp.mixtures, self.quantize)
 
     def _z_params(self, out: torch.Tensor):
         cz = self.hp.z_channels
@@ -156,9 +225,22 @@ class SHVC(nn.Module):
         """``_x_logp`` for the j-major stack of every sub-image of X (N, B, 3, h, w)."""
         if not self.hp.anchor:
             return self._x_logp
-        centre = torch.cat([pixel_centre(self.hp, X, j) if j else torch.full_like(X[:, 0], 128.0)
+        centre = torch.cat([pixel_centre(self.hp, X, j) if j else torch.full_like(X[:, 0], 128.0 * MU_DEN)
                             for j in range(X.shape[1])], dim=0)
         return lambda t, o: self._x_logp(t, o, centre)
+
+    def _pixels_logp(self, X: torch.Tensor, cond_of_j, js) -> torch.Tensor:
+        """log p of sub-images ``js`` of X (N, B, 3, h, w) given the earlier ones: (N, len(js), 3, h, w).
+        One network call for all of them (shared net), or one per head."""
+        if not self.hp.heads:
+            lp = self._ar_logp(self.x_net, X, pixel_input(X), cond_of_j, self._x_logp_all(X))
+            return lp[:, list(js)]
+        out = []
+        for j in js:
+            centre = pixel_centre(self.hp, X, j)
+            params = self.x_heads[j](head_input(self.hp, X, j, centre, cond_of_j(j)), self.quantize)
+            out.append(self._x_logp(X[:, j], params, centre))
+        return torch.stack(out, dim=1)
 
     def _ar_logp(self, net, sym_blocks, inp_blocks, cond_of_j, logp_fn):
         """log p of every sub-image given the earlier ones, all in one network call."""
@@ -218,7 +300,7 @@ class SHVC(nn.Module):
             use = 1.0 if j < s else 0.0
             return [z1 * use, plane * use]
 
-        logp_x = self._ar_logp(self.x_net, X, Xin, x_cond, self._x_logp_all(X))   # (N, B, 3, h, w)
+        logp_x = self._pixels_logp(X, x_cond, range(b))                        # (N, B, 3, h, w)
         per = lambda t: t.flatten(1).sum(1)
         nll_x = -per(logp_x)
         kl = sum(per(lq) for lq in logq) - sum(per(lp) for lp in logp_z)
@@ -238,9 +320,9 @@ class SHVC(nn.Module):
         total = torch.zeros(x.shape[0], device=x.device)
         while True:
             X = subpixel(cur, k)
-            lp = self._ar_logp(self.x_net, X, pixel_input(X), lambda j: [], self._x_logp_all(X))
             top = X.shape[-1] == 1 or X.shape[-1] % k
-            total = total - (lp if top else lp[:, 1:]).flatten(1).sum(1)
+            lp = self._pixels_logp(X, lambda j: [], range(0 if top else 1, self.hp.blocks))
+            total = total - lp.flatten(1).sum(1)
             if top:
                 return total
             cur = X[:, 0]
@@ -292,7 +374,10 @@ class IntegerSHVC(nn.Module):
                 cond = [zin, torch.full_like(zin[:, :1], ACT_DEN)]
             else:                                   # ArIB: sub-images after the split never see z
                 cond = [torch.zeros(n, self.hp.z_channels + 1, h, w, device=X.device)]
-        out = self._run("x_net", ar_input(pixel_input(X), j, cond))
+        if self.hp.heads:
+            out = self._run(f"x_heads.{j}", head_input(self.hp, X, j, pixel_centre(self.hp, X, j), cond))
+        else:
+            out = self._run("x_net", ar_input(pixel_input(X), j, cond))
         return split_pixel(out, self.hp.mixtures)
 
     # latents ------------------------------------------------------------------------------
