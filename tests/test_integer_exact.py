@@ -86,6 +86,7 @@ def test_fast_convolution_equals_unfold_matmul(trained_model, tiny_det_model, th
             cases.append((layer, a))
     if quant._CONV_X86:
         assert any(quant.exact_conv_available(a, layer.w) for layer, a in cases)
+    monkeypatch.setattr(quant, "conv_path", "fp32")     # the float32 path (int8: tests/test_int8.py)
     for nt in (1, 2):
         threads(nt)
         fast = [layer(a) for layer, a in cases]
