@@ -77,7 +77,8 @@ def export(ckpt: Path, name: str, corpus: Path | None, weights_dir: Path = WEIGH
     int_model = load_integer_weights(final, sha, name)
     hp = model.hp
     entry = {"name": name, "file": final.name, "sha256": sha, "bytes": final.stat().st_size,
-             "hparams": hp.to_dict(), "steps": st.get("step"), "qat": bool(st.get("quantize")),
+             "hparams": hp.to_dict(), "steps": st.get("step"), "pixels_seen": st.get("pixels"),
+             "train_seconds": round(st["seconds"]) if "seconds" in st else None, "qat": bool(st.get("quantize")),
              "code_version": code_version(), "exported": time.strftime("%Y-%m-%d"),
              "variants": ["det"] if hp.deterministic else (["arib", "shvc"] if hp.split < hp.blocks else ["shvc"])}
     if corpus is not None:
