@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import container, image_io, tiling
+from . import container, image_io, modes, tiling
 from .errors import FormatError, IntegrityError, ShvcError
 from .image_io import LoadedImage
 from .progress import ProgressCallback, check_cancel, emit
@@ -88,7 +88,8 @@ def default_variant(model) -> str:
 
 
 def channels_of(mode: str) -> int:
-    return container.MODE_CHANNELS.get(mode, 3)
+    """Channels of ``mode`` (:func:`modes.channels`: no default; an unknown mode is a KeyError)."""
+    return modes.channels(mode)
 
 
 def compress_image(img: LoadedImage, *, model=None, variant: str | None = None, device: str = "auto",
@@ -128,7 +129,7 @@ def compress_image(img: LoadedImage, *, model=None, variant: str | None = None, 
     check_cancel(cancel, "Compression")
     data = container.write_container(header, streams)
     result = CompressResult(None, None, w, h, img.mode, method, header.variant, len(data), original_bytes,
-                            8 * len(data) / (channels_of(img.mode) * w * h), model_bpd, header.initial_bits, elbo,
+                            modes.bits_per_dimension(len(data), img.mode, w, h), model_bpd, header.initial_bits, elbo,
                             time.perf_counter() - t0, bits_map)
     return data, result
 
@@ -209,7 +210,7 @@ def decompress_bytes(data: bytes, *, model=None, device: str = "auto", batch_siz
     header, streams = container.read_container(data)
     check_streams(header, streams)
     rgb = None
-    if header.method in (image_io.METHOD_MODEL, image_io.METHOD_MODEL_ALPHA):
+    if header.method in modes.MODEL_METHODS:
         from .entropy import bitsback
         m = _model_for(header, model)
         if header.patch == SMALL_PATCH and m.hp.patch > SMALL_PATCH:

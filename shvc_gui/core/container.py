@@ -25,7 +25,11 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import modes
 from .errors import FormatError, ShvcError
+# Pixel modes and coding methods have one home, .modes; the names the format uses are imported here.
+from .modes import (METHOD_FALLBACK, METHOD_MIXED, METHOD_MODEL, METHODS, MODE_CHANNELS,  # noqa: F401
+                    MODEL_CHANNELS, MODEL_METHODS)
 
 MAGIC = b"SHVC"
 VERSION = 2                        # 2: model payload by the pointwise rANS coder (1: whole tables)
@@ -41,22 +45,6 @@ MAX_STRING = 255                   # short text fields: one length byte
 MAX_META = 64 << 20                # one metadata block (ICC profile, EXIF, one text chunk, info)
 MAX_STREAMS = 16
 MAX_PATCH = 4096
-
-# How the pixels are coded (Header.method).
-METHOD_MODEL = "model"             # 8-bit RGB through the learned model; no fallback stream
-METHOD_MIXED = "mixed"             # RGB planes through the model, the alpha plane in the fallback stream
-METHOD_FALLBACK = "fallback"       # the whole image in the fallback stream (embedded lossless codec)
-METHODS = (METHOD_MODEL, METHOD_MIXED, METHOD_FALLBACK)
-MODEL_METHODS = (METHOD_MODEL, METHOD_MIXED)
-
-# Pixel formats a file may declare, with their channel count (Pillow names, plus ";16" names for
-# 16-bit colour, which Pillow cannot hold).
-MODE_CHANNELS = {
-    "1": 1, "L": 1, "P": 1, "I": 1, "F": 1, "I;16": 1, "I;16B": 1, "I;16L": 1, "I;16N": 1,
-    "LA": 2, "La": 2, "PA": 2, "LA;16": 2,
-    "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3, "RGB;16": 3,
-    "RGBA": 4, "RGBa": 4, "RGBX": 4, "CMYK": 4, "RGBA;16": 4,
-}
 
 # Metadata block kinds.
 META_ICC, META_EXIF, META_TEXT, META_INFO, META_REBUILD_CRC = 1, 2, 3, 4, 5
@@ -98,7 +86,7 @@ class Header:
 
     @property
     def channels(self) -> int:
-        return MODE_CHANNELS.get(self.mode, 3)
+        return modes.channels(self.mode)
 
     @property
     def uses_model(self) -> bool:
@@ -107,7 +95,7 @@ class Header:
     @property
     def bpd(self) -> float:
         """Model payload bits per coded RGB sub-pixel (0 when no model was used)."""
-        return self.total_bits / max(1, 3 * self.width * self.height)
+        return self.total_bits / max(1, MODEL_CHANNELS * self.width * self.height)
 
 
 # --- low-level reading ---------------------------------------------------------------------------
@@ -220,7 +208,7 @@ def _no_constant(name: str):
 
 # --- header ---------------------------------------------------------------------------------------
 def _check_dims(width: int, height: int, mode: str, reading: bool = True) -> None:
-    channels = MODE_CHANNELS.get(mode, 4)
+    channels = modes.channels(mode)
     if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE) or width * height * channels > MAX_SUBPIXELS:
         what = "The file claims an image" if reading else "An image"
         raise FormatError(f"{what} of {width}x{height} pixels is beyond what shvc accepts "
@@ -435,6 +423,6 @@ def describe(h: Header, path=None) -> dict:
                                                 "text": sorted(h.text), "info": sorted(h.info)}}
     if path is not None:
         size = Path(path).stat().st_size
-        d.update(file=str(path), bytes=size, bpd=round(8 * size / (h.channels * h.width * h.height), 4))
+        d.update(file=str(path), bytes=size, bpd=round(modes.bits_per_dimension(size, h.mode, h.width, h.height), 4))
     d["format_version"] = h.version
     return d

@@ -35,18 +35,19 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
-from .container import (INFO_KEYS, MAX_SUBPIXELS, METHOD_FALLBACK, METHOD_MIXED, METHOD_MODEL,
-                        MODE_CHANNELS, check_info_value)
+from .container import INFO_KEYS, MAX_SUBPIXELS, check_info_value
 from .errors import FormatError, ImageError, ShvcError
+# Pixel modes have one home, .modes (channels, sample types, coding methods).
+from .modes import I16_MODES as _I16
+from .modes import (METHOD_FALLBACK, METHOD_MIXED, METHOD_MODEL, MODE_ALIASES, MODE_CHANNELS,  # noqa: F401
+                    NON_PIL_MODES, coding_method, sample_type)
 
-METHOD_MODEL_ALPHA = METHOD_MIXED          # older name of the "mixed" method
 
 PIL_READ_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
 READ_SUFFIXES = {".png", ".jpg", ".jpeg", ".jpe", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".jxl"}
 WRITE_FORMATS = {"png": "PNG", "tiff": "TIFF", "tif": "TIFF", "webp": "WEBP", "bmp": "BMP"}
 
 # Which modes each writer holds exactly (checked by tests/test_image_io.py).
-_I16 = {"I;16", "I;16B", "I;16L", "I;16N"}
 WRITE_MODES = {
     "png": {"1", "L", "LA", "P", "RGB", "RGBA", "LA;16", "RGB;16", "RGBA;16"} | _I16,
     "tiff": {"1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "LAB", "I", "F"} | _I16,
@@ -54,22 +55,12 @@ WRITE_MODES = {
     "bmp": {"1", "L", "P", "RGB"},
 }
 
-NON_PIL_MODES = {"LA;16", "RGB;16", "RGBA;16"}     # 16-bit colour: numpy only
-MODE_ALIASES = {"RGB16": "RGB;16", "RGBA16": "RGBA;16", "LA16": "LA;16"}
 _PIL_RAW = {"I;16": "<u2", "I;16L": "<u2", "I;16B": ">u2", "I;16N": "=u2", "I": "=i4", "F": "=f4"}
 
 
 def sample_dtype(mode: str) -> np.dtype:
-    """numpy sample type of ``LoadedImage.pixels`` for ``mode``."""
-    if mode == "1":
-        return np.dtype(bool)
-    if mode == "I":
-        return np.dtype(np.int32)
-    if mode == "F":
-        return np.dtype(np.float32)
-    if mode in _I16 or mode in NON_PIL_MODES:
-        return np.dtype(np.uint16)
-    return np.dtype(np.uint8)
+    """numpy sample type of ``LoadedImage.pixels`` for ``mode`` (:func:`modes.sample_type`)."""
+    return np.dtype(sample_type(mode))
 
 
 def _infer_mode(arr: np.ndarray) -> str:
@@ -411,11 +402,6 @@ def _load_jxl(data: bytes, name: str) -> LoadedImage:
 FALLBACK_MAGIC = b"SFB1"
 FB_RAW_ZLIB, FB_PNG, FB_JPEGXL = 0, 1, 2
 FALLBACK_CODECS = {FB_RAW_ZLIB: "zlib", FB_PNG: "PNG", FB_JPEGXL: "JPEG-XL"}
-
-
-def coding_method(mode: str) -> str:
-    """How an image of ``mode`` is coded: METHOD_MODEL, METHOD_MIXED or METHOD_FALLBACK."""
-    return {"RGB": METHOD_MODEL, "RGBA": METHOD_MIXED}.get(mode, METHOD_FALLBACK)
 
 
 def to_model_planes(img: LoadedImage) -> np.ndarray | None:
