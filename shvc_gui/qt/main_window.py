@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QUrl
+from PySide6.QtCore import QSize, Qt, QUrl
 from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QIcon, QKeySequence
 from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMenu, QMessageBox, QProgressBar, QScrollArea,
                                QSplitter, QStackedWidget, QStyle, QTabWidget, QVBoxLayout, QWidget)
@@ -90,11 +90,13 @@ class MainWindow(QMainWindow):
         self.act_clear = self._action("Clear finished", self.clear_finished, None,
                                       "Remove finished, failed and cancelled images from the queue")
         self.act_folder_open = self._action("Show in &folder", self.open_containing_folder, "Ctrl+Shift+F",
-                                            "Show the selected image's .shvc file in the file manager")
+                                            "Show the selected image's .shvc file in the file manager",
+                                            QStyle.SP_DirLinkIcon)
         self.act_open_result = self._action("Open .shvc &file", self.open_selected_result, None,
                                             "Decode the selected image's .shvc file and show it")
         self.act_settings = self._action("&Settings…", self.settings_dialog, QKeySequence.Preferences,
-                                         "Output folder, device, model variant, comparison codecs")
+                                         "Output folder, device, model variant, comparison codecs",
+                                         QStyle.SP_FileDialogDetailedView)
         self.act_help = self._action("&About and help", self.about, QKeySequence.HelpContents, "What the figures mean")
         self.act_quit = self._action("&Quit", self.close, QKeySequence.Quit)
 
@@ -109,7 +111,7 @@ class MainWindow(QMainWindow):
             m.addSeparator() if a is None else m.addAction(a)
         bar.addMenu("&Help").addAction(self.act_help)
 
-        tb = self.addToolBar("Main")
+        tb = self.toolbar = self.addToolBar("Main")
         tb.setObjectName("main-toolbar")
         tb.setMovable(False)
         tb.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
@@ -182,7 +184,8 @@ class MainWindow(QMainWindow):
         import torch
         if self.settings.device != "cpu" and torch.cuda.is_available():
             return f"GPU: {torch.cuda.get_device_name(0)}"
-        return f"CPU, {cpu_threads()} threads"
+        n = cpu_threads()
+        return f"CPU, {n} thread{'s' * (n != 1)}"
 
     def _connect_workers(self) -> None:
         b = self.workers.bridge
@@ -445,7 +448,7 @@ class MainWindow(QMainWindow):
     def _on_thumbnail(self, item_id: int, thumb, dims) -> None:
         it = self._item(item_id)
         if it:
-            it.thumbnail = pixmap_of(thumb)
+            it.thumbnail = pixmap_of(thumb).scaled(THUMB_SHOWN, Qt.KeepAspectRatio, Qt.SmoothTransformation)
             it.width, it.height = dims
             self.queue.changed(item_id)
 
@@ -598,6 +601,12 @@ class MainWindow(QMainWindow):
     def about(self) -> None:
         QMessageBox.about(self, "About SHVC", ABOUT.format(version=__version__))
 
+    def resizeEvent(self, event) -> None:
+        """Toolbar buttons lose their words when the window is too narrow for all of them."""
+        super().resizeEvent(event)
+        self.toolbar.setToolButtonStyle(Qt.ToolButtonTextBesideIcon if self.width() >= TOOLBAR_TEXT_W
+                                        else Qt.ToolButtonIconOnly)
+
     def closeEvent(self, event) -> None:
         if any(it.active and it.dst is not None for it in self.queue.items):
             answer = QMessageBox.question(self, "Quit", "Images are still being compressed. Stop and quit? "
@@ -614,6 +623,8 @@ class MainWindow(QMainWindow):
 
 
 TITLE = "Lossless image compression"
+THUMB_SHOWN = QSize(72, 48)        # thumbnails in the queue: at most this size
+TOOLBAR_TEXT_W = 1000              # narrower windows get an icons-only toolbar
 ABOUT = """<h3>SHVC image compressor {version}</h3>
 <p>Lossless image compression with a learned model: Split Hierarchical Variational Compression
 (Ryder et al., CVPR 2022) coded with bits-back ANS (Townsend et al., ICLR 2019). Every .shvc file
@@ -621,7 +632,8 @@ decodes to the exact original pixels and metadata; a checksum proves it.</p>
 <p><b>BPD</b> (bits per dimension): file bits divided by the number of samples (width × height ×
 channels). Lower is better; 8 is an uncompressed 8-bit image.</p>
 <p><b>Initial bits</b>: bits-back coding borrows bits at the start of a file that it can never pay back;
-they are counted in the file size and shown with their share of the file.</p>
+they are counted in the file size (the cell's tooltip gives their share of the file; a narrow window
+hides the column and the BPD tooltip gives them).</p>
 <p><b>vs original</b>: the .shvc file's size against the original file, "saved" in green or "grew by"
 in red. Settings ▸ "Keep the original when the .shvc file would be larger" writes no file then; the
 row's tooltip says which codec would have been smallest.</p>

@@ -9,7 +9,7 @@ other columns are as wide as their contents need in the current font.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QItemSelectionModel, QRect, QSize, QSortFilterProxyModel, Qt
+from PySide6.QtCore import QEvent, QItemSelectionModel, QRect, QSize, QSortFilterProxyModel, Qt, QTimer
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPalette
 from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QStyle, QStyledItemDelegate, QTableView, QVBoxLayout,
                                QWidget)
@@ -19,6 +19,7 @@ from .queue_model import (COL_CHANGE, COL_CODEC, COL_IMAGE, COL_ORIGINAL, COL_OV
 
 ROW_H, FOOTER_H, BAR_H = 56, 30, 4
 IMAGE_MIN_W = 140
+HYSTERESIS = 24
 # The widest usual value of each column (bold: the total row and the best codec are bold).
 SAMPLES = {COL_ORIGINAL: "888.8 KB", COL_STATUS: "Compressing 88 %", COL_SHVC: "888.8 KB",
            COL_CHANGE: "grew by 88.8 %", COL_BPD: "8.888", COL_OVERHEAD: "88888 b",
@@ -103,6 +104,12 @@ class QueueView(QWidget):
         self.table.horizontalScrollBar().valueChanged.connect(self.footer.horizontalScrollBar().setValue)
         self.table.viewport().installEventFilter(self)
         self._narrow: set[int] = set()            # columns hidden for want of room
+        self._fits = True
+        self._widths: dict[int, int] = {}
+        self._refit = QTimer(self)                 # after the resize, once however many came
+        self._refit.setSingleShot(True)
+        self._refit.setInterval(0)
+        self._refit.timeout.connect(self._fit_image_column)
         self.size_columns()
 
         layout = QVBoxLayout(self)
@@ -125,6 +132,7 @@ class QueueView(QWidget):
             sample = (fb if col in BOLD else fm).horizontalAdvance(SAMPLES.get(col, ""))
             w = max(fm.horizontalAdvance(HEADERS[col]), sample) + 14
             hh.setSectionResizeMode(col, QHeaderView.Fixed)
+            self._widths[col] = w                 # a hidden column reports width 0: keep its own
             self.table.setColumnWidth(col, w)
             self.footer.setColumnWidth(col, w)
         hh.setSectionResizeMode(COL_IMAGE, QHeaderView.Fixed)
@@ -133,25 +141,35 @@ class QueueView(QWidget):
 
     def eventFilter(self, obj, event) -> bool:
         if obj is self.table.viewport() and event.type() == QEvent.Resize:
-            self._fit_image_column()               # the window, the splitter or a scroll bar moved
+            self._refit.start()                    # the window, the splitter or a scroll bar moved
         return False
 
     def _fit_image_column(self) -> None:
         """The image column takes the room the other columns leave. Where that is less than
         IMAGE_MIN_W the initial-bits column gives way first (its figure stays in the BPD cell's
-        tooltip), so the codec columns stay in sight; below that the table scrolls sideways."""
+        tooltip), so the codec columns stay in sight; below that the table scrolls sideways.
+
+        While the columns fit there is no horizontal scroll bar at all: one that came and went
+        would change the height, hence the vertical scroll bar, hence the width, and round again.
+        Decisions near a threshold keep their state within HYSTERESIS pixels for the same reason."""
         def others(without=()):
-            return sum(self.table.columnWidth(c) for c in range(len(HEADERS)) if c != COL_IMAGE
+            return sum(self._widths[c] for c in range(len(HEADERS)) if c != COL_IMAGE
                        and c not in without and not (self.table.isColumnHidden(c) and c not in self._narrow))
         room = self.table.viewport().width()
-        narrow = {COL_OVERHEAD} if room - others() < IMAGE_MIN_W else set()
+        slack = HYSTERESIS if self._narrow else 0           # leaving narrow mode needs a margin
+        narrow = {COL_OVERHEAD} if room - others() < IMAGE_MIN_W + slack else set()
         if narrow != self._narrow:
             for c in narrow | self._narrow:
                 self.table.setColumnHidden(c, c in narrow)
                 self.footer.setColumnHidden(c, c in narrow)
             self._narrow = narrow
-        w = max(IMAGE_MIN_W, room - others(narrow))
-        self.table.setColumnWidth(COL_IMAGE, w)
+        free = room - others(narrow)
+        fits = free >= IMAGE_MIN_W + (HYSTERESIS if not self._fits else 0)
+        self._fits = fits
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff if fits else Qt.ScrollBarAsNeeded)
+        w = max(IMAGE_MIN_W, free) if fits else IMAGE_MIN_W
+        if w != self.table.columnWidth(COL_IMAGE):
+            self.table.setColumnWidth(COL_IMAGE, w)
         self.footer.setColumnWidth(COL_IMAGE, w)
 
     def set_column_hidden(self, col: int, hidden: bool) -> None:
