@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from shvc_gui.core.entropy.bitsback import decode_patches, encode_patches
+from shvc_gui.core.errors import FormatError
 from shvc_gui.core.model.testing import synthetic_photo, tiny_model
 
 
@@ -53,7 +54,10 @@ def test_round_trip_exact(coder, variant, n, patch):
     enc = encode_patches(model, x, valid, variant, group_size=16, net_batch=16, version=version, lanes=lanes)
     y = decode_patches(model, enc.payload, valid, variant, group_size=16, net_batch=5, version=version)
     assert np.array_equal(x, y)
-    assert enc.report.total_bits == 8 * len(enc.payload)
+    assert enc.report.n_dims == 3 * n * patch * patch
+    if n == 1:                         # the payload is exactly what the decoder needs: a byte less fails
+        with pytest.raises(FormatError):
+            decode_patches(model, enc.payload[:-1], valid, variant, group_size=16, version=version)
 
 
 @pytest.mark.parametrize("variant", ["shvc", "arib", "det"])
@@ -123,7 +127,7 @@ def test_independent_streams_round_trip_and_cost(lanes, trained_model):
         assert np.array_equal(decode_patches(trained_model, six.payload, valid, "arib", group_size=2,
                                              workers=workers), x)
     assert six.report.total_bits - one.report.total_bits < 5 * (200 + 64 * lanes)
-    with pytest.raises(Exception):
+    with pytest.raises(FormatError, match="truncated"):
         decode_patches(trained_model, six.payload[:-8], valid, "arib", group_size=2)
 
 

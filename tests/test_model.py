@@ -46,17 +46,24 @@ def test_pixel_network_causality(tiny_model):
         assert same == (j >= m.hp.split)
 
 
-def test_channel_autoregression_causality():
-    mu = torch.randint(0, 4000, (1, 3, 2, 4, 4))
-    beta = torch.randint(-64, 64, (1, 3, 2, 4, 4))
-    xs = [torch.randint(0, 256, (1, 4, 4)) for _ in range(3)]
+@pytest.mark.parametrize("with_centre", [False, True])
+def test_channel_autoregression_causality(with_centre):
+    """The mean of channel c reads channels < c only: changing channel c or a later one leaves it
+    unchanged; changing an earlier one moves it."""
+    g = torch.Generator().manual_seed(5)
+    mu = torch.randint(0, 4000, (1, 3, 2, 4, 4), generator=g)
+    beta = torch.randint(1, 64, (1, 3, 2, 4, 4), generator=g)          # no zero coefficient
+    centre = torch.randint(0, 4096, (1, 3, 4, 4), generator=g) if with_centre else None
+    xs = [torch.randint(0, 256, (1, 4, 4), generator=g) for _ in range(3)]
+    changed = [(t + 99) % 256 for t in xs]
     for c in range(3):
-        a = channel_mean(mu, beta, xs[:c], c, exact=True)
-        changed = [(t + 99) % 256 for t in xs]
-        b = channel_mean(mu, beta, xs[:c] , c, exact=True)
-        assert torch.equal(a, b)
-        if c:
-            assert not torch.equal(a, channel_mean(mu, beta, changed[:c], c, exact=True))
+        a = channel_mean(mu, beta, xs, c, exact=True, centre=centre)
+        later = xs[:c] + changed[c:]                                   # channel c and after changed
+        assert torch.equal(a, channel_mean(mu, beta, later, c, exact=True, centre=centre))
+        for e in range(c):                                             # any one earlier channel changed
+            earlier = list(xs)
+            earlier[e] = changed[e]
+            assert not torch.equal(a, channel_mean(mu, beta, earlier, c, exact=True, centre=centre))
 
 
 def test_posterior_z1_sees_only_x_before_split(tiny_model):
