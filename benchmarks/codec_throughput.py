@@ -19,6 +19,7 @@ import torch
 from shvc_gui.core.entropy.bitsback import decode_patches, encode_patches, stage_seconds
 from shvc_gui.core.errors import WeightsError
 from shvc_gui.core.model.testing import synthetic_photo
+from shvc_gui.core.runtime import default_variant
 from shvc_gui.core.weights import load_integer_weights, load_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +43,7 @@ def main(argv=None) -> int:
         model = load_integer_weights(Path(args.weights)) if args.weights else load_model()
     except WeightsError:
         model = load_integer_weights(ROOT / "tests/data/trained-tiny.pt")
-    variant = args.variant or ("det" if model.hp.deterministic else "arib")
+    variant = args.variant or default_variant(model.hp)
     x = photo_patches(args.patches, model.hp.patch)
     valid = np.full((len(x), 2), model.hp.patch)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

@@ -20,6 +20,7 @@ import torch
 
 from shvc_gui.core.entropy.bitsback import NETWORK_SECONDS, encode_patches
 from shvc_gui.core.model.shvc import IntegerSHVC
+from shvc_gui.core.runtime import default_variant
 from shvc_gui.train.export import elbo_bpd, model_from_checkpoint
 from shvc_gui.train.loop import fixed_crops, load_images
 
@@ -33,7 +34,7 @@ def main(argv=None) -> int:
     model, st = model_from_checkpoint(Path(args.checkpoint))
     crops = fixed_crops(load_images(Path(args.corpus), "val"), args.tiles, model.hp.patch)
     int_model = IntegerSHVC(model.integer_state()).eval()
-    variant = "det" if model.hp.deterministic else ("arib" if model.hp.split < model.hp.blocks else "shvc")
+    variant = default_variant(model.hp)
     print(f"checkpoint {args.checkpoint} step {st.get('step')} qat={st.get('quantize')} tiles {len(crops)}")
     print("| device | float ELBO bpd | fake-quant ELBO bpd | integer coded bpd | integer vs float | "
           "float patches/s | integer net patches/s |")

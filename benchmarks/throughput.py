@@ -35,6 +35,7 @@ from shvc_gui.core.entropy.bitsback import decode_patches, encode_patches, stage
 from shvc_gui.core.errors import WeightsError
 from shvc_gui.core.model import quant
 from shvc_gui.core.model.testing import synthetic_photo
+from shvc_gui.core.runtime import default_variant
 from shvc_gui.core.weights import load_integer_weights, load_model
 
 PAPER_RATE = 30.7e6 / 4.63
@@ -57,8 +58,8 @@ def shvc_round_trip(model, images: list[np.ndarray], variant: str, device: str, 
     out = decode_patches(model, streams[0], valid, variant, group_size=group, device=device, stats=ds)
     t4 = time.perf_counter()
     back, at = [], 0
-    for im, (p, _, grid) in zip(images, tiled):
-        back.append(tiling.from_patches(out[at:at + len(p)], grid, im.shape[0], im.shape[1]))
+    for im, (p, v, grid) in zip(images, tiled):
+        back.append(tiling.from_patches(out[at:at + len(p)], v, grid, im.shape[0], im.shape[1]))
         at += len(p)
     t5 = time.perf_counter()
     assert all(np.array_equal(a, b) for a, b in zip(images, back))
@@ -254,7 +255,7 @@ def main(argv=None) -> int:
         model = load_integer_weights(Path(args.weights)) if args.weights else load_model()
     except WeightsError:
         model = load_integer_weights(ROOT / "tests/data/trained-tiny.pt")
-    variant = "det" if model.hp.deterministic else ("arib" if model.hp.split < model.hp.blocks else "shvc")
+    variant = default_variant(model.hp)
     photo = _photo(args.photo, args.photo_mp)
     big = [np.ascontiguousarray(photo[r:r + 64, c:c + 64]) for r in range(0, photo.shape[0] - 63, 64)
            for c in range(0, photo.shape[1] - 63, 64)]

@@ -25,6 +25,16 @@ def _err(msg: str) -> None:
     print(f"shvc: error: {msg}", file=sys.stderr)
 
 
+def _text(exc: BaseException) -> str:
+    """The core's sentence, with the option that helps where there is one (the core names none)."""
+    from .core.errors import DeviceError, ExistsError
+    if isinstance(exc, ExistsError):
+        return f"{exc} Use --force to replace it."
+    if isinstance(exc, DeviceError):
+        return f"{exc} (--device cpu or auto)"
+    return str(exc)
+
+
 def _bar(total: int, desc: str):
     if not sys.stderr.isatty():
         return None
@@ -93,7 +103,7 @@ def cmd_compress(args) -> int:
                 batch_size=args.batch_size, force=args.force, progress=_progress(bar))
         except (ShvcError, ValueError) as exc:
             failed += 1
-            _err(f"{src}: {exc}")
+            _err(f"{src}: {_text(exc)}")
             continue
         finally:
             if bar is not None:
@@ -121,7 +131,7 @@ def cmd_decompress(args) -> int:
                                       batch_size=args.batch_size, force=args.force, progress=_progress(bar))
         except ShvcError as exc:
             failed += 1
-            _err(f"{src}: {exc}")
+            _err(f"{src}: {_text(exc)}")
             continue
         finally:
             if bar is not None:
@@ -138,7 +148,7 @@ def cmd_info(args) -> int:
             d = container.describe(container.read_header_file(Path(name)), Path(name))
         except ShvcError as exc:
             failed += 1
-            _err(f"{name}: {exc}")
+            _err(f"{name}: {_text(exc)}")
             continue
         if args.json:
             docs.append(d)
@@ -290,12 +300,12 @@ def _main(argv: list) -> int:
         return EXIT_USAGE if exc.code not in (0, None) else EXIT_OK
     try:
         if args.command != "info":
-            from .core.codec import configure_threads
+            from .core.runtime import configure_threads
             configure_threads()
         return {"compress": cmd_compress, "decompress": cmd_decompress, "info": cmd_info,
                 "bench": cmd_bench}[args.command](args)
     except ShvcError as exc:
-        _err(str(exc))
+        _err(_text(exc))
         return EXIT_FAILED
 
 

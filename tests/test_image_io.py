@@ -77,11 +77,11 @@ def test_mode_inference_aliases_and_validation():
         LoadedImage(np.zeros((2, 3, 3), np.uint16)).to_pil()
 
 
-def test_older_positional_form_still_works():
+def test_keywords_carry_metadata():
     pil = Image.fromarray(photo(5, 6))
-    img = LoadedImage(pil, b"icc", b"exif", {"a": "b"}, "PNG", 8)
+    img = LoadedImage(pil, icc=b"icc", exif=b"exif", text={"a": "b"}, source_format="PNG")
     assert (img.icc, img.exif, img.text, img.source_format, img.mode) == (b"icc", b"exif", {"a": "b"}, "PNG", "RGB")
-    again = LoadedImage(img, None, None, {}, "", 8)
+    again = LoadedImage(img)
     assert again.same_pixels(img) and img.size == (6, 5) and np.array_equal(np.asarray(img.pil), np.asarray(pil))
 
 

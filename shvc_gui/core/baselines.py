@@ -113,7 +113,3 @@ def comparable_pixels(img) -> np.ndarray | None:
     if px.dtype != np.uint8 or img.mode not in ("RGB", "RGBA", "L"):
         return None
     return px[:, :, 0] if img.mode == "L" else px
-
-
-def measure_all(pixels: np.ndarray, codecs=("png", "webp", "jxl", "flif")) -> dict[str, BaselineResult]:
-    return {c: measure(c, pixels) for c in codecs}

@@ -10,7 +10,6 @@ torch, the model and the coder are imported only when pixels are coded, so readi
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -19,9 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from . import container, image_io, modes, tiling
-from .errors import FormatError, IntegrityError, ShvcError
+from .errors import ExistsError, FormatError, IntegrityError, ShvcError
 from .image_io import LoadedImage
 from .progress import ProgressCallback, check_cancel, emit
+from .runtime import configure_threads, default_variant, resolve_device
 
 DEFAULT_GROUP = 64
 SMALL_PATCH = 32        # images no larger than this on both sides are coded in tiles of this size
@@ -58,35 +58,6 @@ class DecompressResult:
     seconds: float
 
 
-_threads_done = False
-
-
-def configure_threads() -> None:
-    """Honour SHVC_THREADS (torch's CPU threads for networks and tables) once per process."""
-    global _threads_done
-    if not _threads_done:
-        import torch
-        n = os.environ.get("SHVC_THREADS")
-        if n and n.isdigit() and int(n) > 0:
-            torch.set_num_threads(int(n))
-        _threads_done = True
-
-
-def resolve_device(device: str = "auto") -> str:
-    import torch
-    if device in (None, "", "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ShvcError("No CUDA GPU is available; use --device cpu or auto.")
-    return device
-
-
-def default_variant(model) -> str:
-    if model.hp.deterministic:
-        return "det"
-    return "arib" if model.hp.split < model.hp.blocks else "shvc"
-
-
 def channels_of(mode: str) -> int:
     """Channels of ``mode`` (:func:`modes.channels`: no default; an unknown mode is a KeyError)."""
     return modes.channels(mode)
@@ -111,7 +82,7 @@ def compress_image(img: LoadedImage, *, model=None, variant: str | None = None, 
     if rgb is not None:
         if model is None:
             model = load_model(variant=variant)
-        variant = variant or default_variant(model)
+        variant = variant or default_variant(model.hp)
         group = batch_size or DEFAULT_GROUP
         model = model_for_size(model, w, h)
         patches, valid, grid = tiling.to_patches(rgb, model.hp.patch)
@@ -124,7 +95,7 @@ def compress_image(img: LoadedImage, *, model=None, variant: str | None = None, 
         header.patch, header.group_size, header.n_patches = model.hp.patch, group, len(patches)
         header.total_bits, header.initial_bits, header.neg_elbo_bits = r.total_bits, r.initial_bits, r.neg_elbo_bits
         streams[0] = enc.payload
-        bits_map = tiling.from_patches(r.bits_map[:, None], grid, h, w)[..., 0]
+        bits_map = tiling.from_patches(r.bits_map[:, None], valid, grid, h, w)[..., 0]
         model_bpd, elbo = r.total_bits / r.n_dims, r.neg_elbo_bits / r.n_dims
     check_cancel(cancel, "Compression")
     data = container.write_container(header, streams)
@@ -227,7 +198,7 @@ def decompress_bytes(data: bytes, *, model=None, device: str = "auto", batch_siz
                 version=header.version)
         except ValueError as exc:
             raise FormatError(f"The file is corrupt ({exc}).") from None
-        rgb = tiling.from_patches(patches, tiling.grid_of(header.height, header.width, header.patch),
+        rgb = tiling.from_patches(patches, valid, tiling.grid_of(header.height, header.width, header.patch),
                                   header.height, header.width)
     try:
         img = image_io.join_after_decoding(rgb, streams[1] or None, header.method, header=header)
@@ -277,7 +248,7 @@ def compress_file(src, dst=None, *, model=None, variant=None, device="auto", bat
     src = Path(src)
     dst = _output(src, dst, ".shvc")
     if dst.exists() and not force:
-        raise ShvcError(f"{dst} already exists; use --force (or confirm) to replace it.")
+        raise ExistsError(dst)
     emit(progress, "read", 0, 1, src.name)
     if img is None:
         img = image_io.load_image(src)
@@ -303,7 +274,7 @@ def decompress_file(src, dst=None, *, fmt=None, model=None, device="auto", batch
     fmt = fmt.lower()
     dst = Path(dst) if dst else default_output(src, suffix="." + fmt)
     if dst.exists() and not force:
-        raise ShvcError(f"{dst} already exists; use --force (or confirm) to replace it.")
+        raise ExistsError(dst)
     img, header = decompress_bytes(_read(src), model=model, device=device, batch_size=batch_size,
                                    progress=progress, cancel=cancel)
     check_cancel(cancel, "Decompression")

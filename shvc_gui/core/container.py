@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import modes
-from .errors import FormatError, ShvcError
+from .errors import FormatError, ShvcError, UsageError
 # Pixel modes and coding methods have one home, .modes; the names the format uses are imported here.
 from .modes import (METHOD_FALLBACK, METHOD_MIXED, METHOD_MODEL, METHODS, MODE_CHANNELS,  # noqa: F401
                     MODEL_CHANNELS, MODEL_METHODS)
@@ -131,20 +131,20 @@ class _Reader:
 def _string(s: str, what: str) -> bytes:
     b = s.encode("utf-8")
     if len(b) > MAX_STRING:
-        raise ValueError(f"{what} is longer than {MAX_STRING} bytes: {s[:40]!r}")
+        raise UsageError(f"{what} is longer than {MAX_STRING} bytes: {s[:40]!r}")
     return struct.pack("<B", len(b)) + b
 
 
 # --- info block (a few small Pillow info values) as JSON -------------------------------------------
 def _number(v, lo: float, hi: float) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not lo < v <= hi:
-        raise ValueError
+        raise UsageError
     return float(v)
 
 
 def _sample(v, hi: int) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= hi:
-        raise ValueError
+        raise UsageError
     return v
 
 
@@ -153,21 +153,21 @@ def check_info_value(key: str, v, mode: str):
     tuples); ValueError when its type or range is not one an image file can hold."""
     if key == "dpi":
         if not isinstance(v, (tuple, list)) or len(v) != 2:
-            raise ValueError
+            raise UsageError
         return tuple(_number(x, 0.0, MAX_DPI) for x in v)
     if key == "gamma":
         return _number(v, 0.0, MAX_GAMMA - 1e-9)
     if key == "srgb":
         return _sample(v, 3)
     if key != "transparency":
-        raise ValueError
+        raise UsageError
     if isinstance(v, (bytes, bytearray)) and mode == "P" and 1 <= len(v) <= 256:
         return bytes(v)
     if mode in _KEY_MODES and not isinstance(v, (bytes, bytearray, tuple, list)):
         return _sample(v, _KEY_MODES[mode])
     if mode in _COLOUR_KEY_MODES and isinstance(v, (tuple, list)) and len(v) == 3:
         return tuple(_sample(x, _COLOUR_KEY_MODES[mode]) for x in v)
-    raise ValueError
+    raise UsageError
 
 
 def check_info(info: dict, mode: str) -> dict:
@@ -179,7 +179,7 @@ def _info_to_json(info: dict, mode: str) -> bytes:
     try:
         info = check_info({k: info[k] for k in INFO_KEYS if k in info}, mode)
     except ValueError:
-        raise ValueError(f"unsupported info values for a {mode} image: {info!r}") from None
+        raise UsageError(f"unsupported info values for a {mode} image: {info!r}") from None
     conv = {k: ({"bytes": v.hex()} if isinstance(v, bytes) else list(v) if isinstance(v, tuple) else v)
             for k, v in info.items()}
     return json.dumps(conv, sort_keys=True, separators=(",", ":"), allow_nan=False).encode("utf-8")
@@ -189,13 +189,13 @@ def _info_from_json(blob: bytes, mode: str) -> dict:
     def conv(v):
         if isinstance(v, dict):
             if set(v) != {"bytes"} or not isinstance(v["bytes"], str):
-                raise ValueError
+                raise UsageError
             return bytes.fromhex(v["bytes"])
         return v
     try:
         raw = json.loads(blob.decode("utf-8"), parse_constant=_no_constant)
         if not isinstance(raw, dict):
-            raise ValueError
+            raise UsageError
         return check_info({k: conv(v) for k, v in raw.items() if k in INFO_KEYS}, mode)
     except (ValueError, TypeError, OverflowError, UnicodeDecodeError, RecursionError):
         raise FormatError("The file is corrupt (its image information block cannot be read or holds "
@@ -203,7 +203,7 @@ def _info_from_json(blob: bytes, mode: str) -> dict:
 
 
 def _no_constant(name: str):
-    raise ValueError(name)                       # NaN, Infinity: not JSON
+    raise UsageError(name)                       # NaN, Infinity: not JSON
 
 
 # --- header ---------------------------------------------------------------------------------------
@@ -223,7 +223,7 @@ def _meta_blocks(h: Header) -> list[tuple[int, bytes]]:
         meta.append((META_EXIF, bytes(h.exif)))
     for k, v in h.text.items():
         if not k or "\0" in k:
-            raise ValueError(f"invalid text key {k!r}")
+            raise UsageError(f"invalid text key {k!r}")
         meta.append((META_TEXT, k.encode("utf-8") + b"\0" + v.encode("utf-8")))
     if h.info:
         blob = _info_to_json(h.info, h.mode)
@@ -243,15 +243,15 @@ def _meta_blocks(h: Header) -> list[tuple[int, bytes]]:
 
 def _encode_header(h: Header) -> bytes:
     if h.method not in METHODS:
-        raise ValueError(f"unknown coding method {h.method!r}")
+        raise UsageError(f"unknown coding method {h.method!r}")
     if h.mode not in MODE_CHANNELS:
-        raise ValueError(f"unknown pixel format {h.mode!r}")
+        raise UsageError(f"unknown pixel format {h.mode!r}")
     _check_dims(h.width, h.height, h.mode, reading=False)
     if not math.isfinite(h.neg_elbo_bits) or h.neg_elbo_bits < 0:
-        raise ValueError(f"the model code length must be finite and >= 0, not {h.neg_elbo_bits}")
+        raise UsageError(f"the model code length must be finite and >= 0, not {h.neg_elbo_bits}")
     sha = bytes.fromhex(h.weights_sha256) if h.weights_sha256 else b""
     if sha and len(sha) != 32:
-        raise ValueError("weights_sha256 must be 32 bytes (64 hex digits)")
+        raise UsageError("weights_sha256 must be 32 bytes (64 hex digits)")
     out = [struct.pack("<II", h.width, h.height), _string(h.mode, "mode"), _string(h.method, "method"),
            _string(h.model_id, "model id"), struct.pack("<B", len(sha)), sha, _string(h.variant, "variant"),
            FIXED.pack(h.patch, h.group_size, h.n_patches, h.total_bits, h.initial_bits, float(h.neg_elbo_bits),
@@ -329,9 +329,9 @@ def write_container(header: Header, streams: list[bytes]) -> bytes:
     The file gets ``header.version`` (the current one for a new header; a header read from a file
     keeps that file's version, which names the coder of its payload)."""
     if len(streams) > MAX_STREAMS:
-        raise ValueError(f"at most {MAX_STREAMS} streams")
+        raise UsageError(f"at most {MAX_STREAMS} streams")
     if not 1 <= header.version <= VERSION:
-        raise ValueError(f"format version {header.version} cannot be written")
+        raise UsageError(f"format version {header.version} cannot be written")
     hb = _encode_header(header)
     out = [PREAMBLE.pack(MAGIC, header.version, 0, len(hb)), hb, CRC.pack(zlib.crc32(hb)), struct.pack("<I", len(streams))]
     out += [STREAM_ENTRY.pack(len(s), zlib.crc32(s)) for s in streams]

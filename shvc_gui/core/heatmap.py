@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from .errors import UsageError
+
 # Anchor colours of an "inferno"-like perceptually ordered map (black, purple, red, orange, pale
 # yellow); their luminance rises monotonically. Interpolated to 256 entries: dark = cheap to code,
 # bright = expensive.
@@ -35,7 +37,7 @@ def colorize(bits_map: np.ndarray, vmax: float | None = None) -> np.ndarray:
     """
     b = np.asarray(bits_map, dtype=np.float64)
     if b.ndim != 2:
-        raise ValueError(f"expected an (H, W) map of bits, got shape {b.shape}")
+        raise UsageError(f"expected an (H, W) map of bits, got shape {b.shape}")
     vmax = default_vmax(b) if vmax is None else max(float(vmax), MIN_VMAX)
     b = np.nan_to_num(b, nan=0.0, posinf=vmax, neginf=0.0)
     idx = np.clip(np.rint(b * (255.0 / vmax)), 0, 255).astype(np.uint8)

@@ -36,7 +36,7 @@ import numpy as np
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from .container import INFO_KEYS, MAX_SUBPIXELS, check_info_value
-from .errors import FormatError, ImageError, ShvcError
+from .errors import ExistsError, FormatError, ImageError, ShvcError, UsageError
 # Pixel modes have one home, .modes (channels, sample types, coding methods).
 from .modes import I16_MODES as _I16
 from .modes import (METHOD_FALLBACK, METHOD_MIXED, METHOD_MODEL, MODE_ALIASES, MODE_CHANNELS,  # noqa: F401
@@ -75,7 +75,7 @@ def _infer_mode(arr: np.ndarray) -> str:
         return "I"
     if c == 1 and arr.dtype == np.float32:
         return "F"
-    raise ValueError(f"cannot infer a mode for pixels of shape {arr.shape} and type {arr.dtype}")
+    raise UsageError(f"cannot infer a mode for pixels of shape {arr.shape} and type {arr.dtype}")
 
 
 @dataclass(eq=False)
@@ -98,10 +98,6 @@ class LoadedImage:
     info: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        # Transitional: the older positional form LoadedImage(pil, icc, exif, text, source_format, bit_depth).
-        if isinstance(self.icc, dict) or isinstance(self.text, int):
-            self.icc, self.exif, self.text, self.source_format = self.mode, self.palette, self.icc, self.exif or ""
-            self.mode, self.palette = None, None
         src = self.pixels
         if isinstance(src, LoadedImage):
             self.pixels, self.mode, self.palette, self.palette_mode = src.pixels, src.mode, src.palette, src.palette_mode
@@ -118,25 +114,25 @@ class LoadedImage:
         if arr.ndim == 2:
             arr = arr.reshape(arr.shape + (1,))
         if arr.ndim != 3 or arr.shape[0] < 1 or arr.shape[1] < 1:
-            raise ValueError(f"pixels must be (H, W, C) with H, W >= 1, not {arr.shape}")
+            raise UsageError(f"pixels must be (H, W, C) with H, W >= 1, not {arr.shape}")
         if not arr.dtype.isnative:
             arr = arr.astype(arr.dtype.newbyteorder("="))
         if arr.dtype == bool:                        # Pillow's "1" arrays hold 0/255 bytes: make them 0/1
             arr = arr.view(np.uint8) != 0
         mode = MODE_ALIASES.get(self.mode, self.mode) if self.mode else _infer_mode(arr)
         if mode not in MODE_CHANNELS:
-            raise ValueError(f"unsupported mode {mode!r}")
+            raise UsageError(f"unsupported mode {mode!r}")
         if arr.shape[2] != MODE_CHANNELS[mode] or arr.dtype != sample_dtype(mode):
-            raise ValueError(f"mode {mode} needs {MODE_CHANNELS[mode]} channel(s) of {sample_dtype(mode)}, "
+            raise UsageError(f"mode {mode} needs {MODE_CHANNELS[mode]} channel(s) of {sample_dtype(mode)}, "
                              f"got {arr.shape[2]} of {arr.dtype}")
         if mode in ("P", "PA"):
             if self.palette_mode not in ("RGB", "RGBA"):
-                raise ValueError(f"palette mode must be RGB or RGBA, not {self.palette_mode!r}")
+                raise UsageError(f"palette mode must be RGB or RGBA, not {self.palette_mode!r}")
             if self.palette is not None:
                 self.palette = bytes(self.palette) or None
             if self.palette is not None:
                 if len(self.palette) % len(self.palette_mode) or len(self.palette) > 256 * len(self.palette_mode):
-                    raise ValueError("palette length does not fit its mode")
+                    raise UsageError("palette length does not fit its mode")
         else:
             self.palette = None
         arr = np.ascontiguousarray(arr)
@@ -165,10 +161,6 @@ class LoadedImage:
         return {np.dtype(bool): 1, np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}.get(self.pixels.dtype, 32)
 
     # --- Pillow -------------------------------------------------------------------------------------
-    @classmethod
-    def from_pil(cls, pil: Image.Image, **meta) -> "LoadedImage":
-        return cls(pil, **meta)
-
     def to_pil(self) -> Image.Image:
         """The pixels as a Pillow image (palette and transparency included). 16-bit colour has no
         Pillow equivalent: ImageError."""
@@ -261,9 +253,6 @@ def rebuild_checksum(img: LoadedImage, pixel_crc: int | None = None) -> int | No
 def pixel_limit() -> int | None:
     """The decompression-bomb limit: Pillow's ``Image.MAX_IMAGE_PIXELS`` (None: no limit)."""
     return Image.MAX_IMAGE_PIXELS
-
-
-MAX_PIXELS = pixel_limit()
 
 
 def _check_pixels(w: int, h: int, name: str) -> None:
@@ -468,7 +457,7 @@ _JXL_RATIOS = {1: (1, 1), 2: (12, 10), 3: (4, 3), 4: (3, 2), 5: (16, 9), 6: (5, 
 def _png_layout(body: bytes) -> tuple[int, int, int, int]:
     """(width, height, channels, bits per sample) from a PNG's IHDR, before anything is decoded."""
     if len(body) < 33 or body[:8] != b"\x89PNG\r\n\x1a\n" or body[12:16] != b"IHDR":
-        raise ValueError("not a PNG stream")
+        raise UsageError("not a PNG stream")
     w, h, depth, colour = struct.unpack_from(">IIBB", body, 16)
     return w, h, _PNG_CHANNELS.get(colour, 0), depth
 
@@ -478,7 +467,7 @@ def _jxl_codestream(body: bytes) -> bytes:
     if body[:2] == b"\xff\x0a":
         return body
     if body[:12] != b"\x00\x00\x00\x0cJXL \r\n\x87\n":
-        raise ValueError("not a JPEG-XL stream")
+        raise UsageError("not a JPEG-XL stream")
     pos = 12
     while pos + 8 <= len(body):
         size, kind = struct.unpack_from(">I4s", body, pos)
@@ -492,14 +481,14 @@ def _jxl_codestream(body: bytes) -> bytes:
         if size < head:
             break
         pos += size
-    raise ValueError("JPEG-XL container without a codestream")
+    raise UsageError("JPEG-XL container without a codestream")
 
 
 def _jxl_size(body: bytes) -> tuple[int, int]:
     """(width, height) from a JPEG-XL SizeHeader (ISO/IEC 18181-1 D.2), before anything is decoded."""
     cs = _jxl_codestream(body)
     if cs[:2] != b"\xff\x0a" or len(cs) < 12:
-        raise ValueError("not a JPEG-XL codestream")
+        raise UsageError("not a JPEG-XL codestream")
     bits = int.from_bytes(cs[2:12], "little")
     pos = 0
 
@@ -526,9 +515,9 @@ def _check_body_size(codec: int, body: bytes, h: int, w: int, c: int, itemsize: 
     if codec == FB_PNG:
         pw, ph, pc, depth = _png_layout(body)
         if (pw, ph, pc, depth) != (w, h, c, 8 * itemsize):
-            raise ValueError(f"it holds a {pw}x{ph} image of {pc} channel(s) at {depth} bits, not {w}x{h}")
+            raise UsageError(f"it holds a {pw}x{ph} image of {pc} channel(s) at {depth} bits, not {w}x{h}")
     elif _jxl_size(body) != (w, h):
-        raise ValueError("its size differs from the file's")
+        raise UsageError("its size differs from the file's")
 
 
 def _decode_body(codec: int, body: bytes, shape: tuple, dtype: np.dtype) -> np.ndarray:
@@ -542,7 +531,7 @@ def _decode_body(codec: int, body: bytes, shape: tuple, dtype: np.dtype) -> np.n
         d = zlib.decompressobj()
         raw = d.decompress(body, n)
         if len(raw) != n or (not d.eof and d.decompress(d.unconsumed_tail, 1)) or not d.eof or d.unused_data:
-            raise ValueError("raw sample stream has the wrong length")
+            raise UsageError("raw sample stream has the wrong length")
         arr = np.frombuffer(raw, store.newbyteorder("<")).astype(store).reshape(h, w, c)
     else:
         decode = imagecodecs.png_decode if codec == FB_PNG else imagecodecs.jpegxl_decode
@@ -550,7 +539,7 @@ def _decode_body(codec: int, body: bytes, shape: tuple, dtype: np.dtype) -> np.n
         arr = decode(body, out=out).reshape(h, w, c)
     if dtype == bool:
         if arr.max(initial=0) > 1:
-            raise ValueError("bilevel stream holds values other than 0 and 1")
+            raise UsageError("bilevel stream holds values other than 0 and 1")
         arr = arr.astype(bool)
     return arr
 
@@ -687,7 +676,7 @@ _UMASK = _read_umask()
 
 
 def _exists_error(path: Path) -> ShvcError:
-    return ShvcError(f"{path} already exists; use --force (or confirm) to replace it.")
+    return ExistsError(path)
 
 
 def atomic_write(path, data: bytes, force: bool = False) -> None:

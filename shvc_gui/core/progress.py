@@ -2,8 +2,7 @@
 
 Core code takes a ``progress`` callback (receiving :class:`ProgressEvent`) and a ``cancel``
 ``threading.Event``; the GUI adapts them to Qt signals in one place (shvc_gui/qt/workers.py), the
-CLI to a tqdm bar. :class:`Reporter` bundles the two: every report first checks the Event and
-raises :class:`Cancelled` when it is set, so a job that reports often is also quick to cancel.
+CLI to a tqdm bar. :func:`check_cancel` raises :class:`Cancelled` when the Event is set.
 """
 
 from __future__ import annotations
@@ -14,12 +13,9 @@ from typing import Callable
 
 from .errors import Cancelled
 
-STAGES = ("read", "compress", "decompress", "write", "baselines")
-
-
 @dataclass(frozen=True)
 class ProgressEvent:
-    stage: str            # one of STAGES (free text is allowed)
+    stage: str            # "read", "compress", "decompress", "write", ... (free text)
     done: int
     total: int
     message: str = ""
@@ -41,30 +37,3 @@ def check_cancel(cancel: threading.Event | None, what: str = "The job") -> None:
 def emit(progress: ProgressCallback | None, stage: str, done: int, total: int, message: str = "") -> None:
     if progress is not None:
         progress(ProgressEvent(stage, done, total, message))
-
-
-class Reporter:
-    """A progress callback and a cancel Event together.
-
-    >>> r = Reporter(print, cancel=None, what="Compression")
-    >>> r("compress", 1, 4, "patch 1/4")           # checks cancel, then emits
-    ProgressEvent(stage='compress', done=1, total=4, message='patch 1/4')
-    >>> step = r.stage("compress")                  # a (done, total) callback, e.g. for the patch coder
-    """
-
-    def __init__(self, progress: ProgressCallback | None = None, cancel: threading.Event | None = None,
-                 what: str = "The job"):
-        self.progress, self.cancel, self.what = progress, cancel, what
-
-    def check(self) -> None:
-        check_cancel(self.cancel, self.what)
-
-    def __call__(self, stage: str, done: int, total: int, message: str = "") -> None:
-        self.check()
-        emit(self.progress, stage, done, total, message)
-
-    def stage(self, stage: str, label: str = "") -> Callable[[int, int], None]:
-        """A ``(done, total)`` callback for one stage; ``label`` e.g. "patch" gives "patch 3/10"."""
-        def step(done: int, total: int) -> None:
-            self(stage, done, total, f"{label} {done}/{total}" if label else "")
-        return step

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from . import codec, image_io
 from .baselines import LABELS
-from .errors import ShvcError
+from .errors import ExistsError
 from .progress import check_cancel, emit
 
 NAMES = {"shvc": ".shvc", "original": "the original file", **LABELS}
@@ -84,7 +84,7 @@ def compress_unless_larger(src, dst=None, *, skip_larger: bool = False, force: b
     src = Path(src)
     dst = Path(dst) if dst else codec.default_output(src)
     if dst.exists() and not force:
-        raise ShvcError(f"{dst} already exists; use --force (or confirm) to replace it.")
+        raise ExistsError(dst)
     emit(progress, "read", 0, 1, src.name)
     if img is None:
         img = image_io.load_image(src)

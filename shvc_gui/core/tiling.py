@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import UsageError
+
 PATCH = 64
 PAD_VALUE = 128
 
@@ -17,7 +19,7 @@ PAD_VALUE = 128
 def grid_of(height: int, width: int, patch: int = PATCH) -> tuple[int, int]:
     """(rows, cols) of patches covering a ``height`` x ``width`` image."""
     if height < 1 or width < 1 or patch < 1:
-        raise ValueError(f"image {height}x{width} / patch {patch}: all must be >= 1")
+        raise UsageError(f"image {height}x{width} / patch {patch}: all must be >= 1")
     return -(-height // patch), -(-width // patch)
 
 
@@ -33,7 +35,7 @@ def to_patches(rgb: np.ndarray, patch: int = PATCH) -> tuple[np.ndarray, np.ndar
     """H x W x C (C = 3 for the model) -> (patches (N, C, P, P), valid (N, 2) int32 [valid_h, valid_w],
     grid (rows, cols)). Patches are row-major over the grid; padding is ``PAD_VALUE``."""
     if rgb.ndim != 3:
-        raise ValueError(f"expected an H x W x C array, got shape {rgb.shape}")
+        raise UsageError(f"expected an H x W x C array, got shape {rgb.shape}")
     h, w, c = rgb.shape
     rows, cols = grid_of(h, w, patch)
     canvas = np.full((rows * patch, cols * patch, c), PAD_VALUE, dtype=rgb.dtype)
@@ -42,29 +44,15 @@ def to_patches(rgb: np.ndarray, patch: int = PATCH) -> tuple[np.ndarray, np.ndar
     return np.ascontiguousarray(patches), valid_extents(h, w, patch), (rows, cols)
 
 
-def from_patches(patches: np.ndarray, *args) -> np.ndarray:
-    """Inverse of :func:`to_patches`: ``from_patches(patches, valid, grid, H, W)`` -> H x W x C.
-
-    ``valid`` is checked against the grid and the size. The older form
-    ``from_patches(patches, grid, H, W)`` is accepted too."""
-    if len(args) == 4:
-        valid, grid, height, width = args
-    elif len(args) == 3:
-        valid, (grid, height, width) = None, args
-    else:
-        raise TypeError("from_patches(patches, valid, grid, height, width)")
+def from_patches(patches: np.ndarray, valid: np.ndarray, grid: tuple[int, int], height: int,
+                 width: int) -> np.ndarray:
+    """Inverse of :func:`to_patches`: (N, C, P, P) -> H x W x C; ``valid`` is checked against the
+    grid and the size."""
     rows, cols = grid
     n, c, p, p2 = patches.shape
     if p != p2 or n != rows * cols or (rows, cols) != grid_of(height, width, p):
-        raise ValueError(f"{n} patches of {p}x{p2} do not tile a {height}x{width} image as a {rows}x{cols} grid")
-    if valid is not None and not np.array_equal(np.asarray(valid), valid_extents(height, width, p)):
-        raise ValueError("valid extents do not match the image size")
+        raise UsageError(f"{n} patches of {p}x{p2} do not tile a {height}x{width} image as a {rows}x{cols} grid")
+    if not np.array_equal(np.asarray(valid), valid_extents(height, width, p)):
+        raise UsageError("valid extents do not match the image size")
     canvas = patches.reshape(rows, cols, c, p, p).transpose(0, 3, 1, 4, 2).reshape(rows * p, cols * p, c)
     return np.ascontiguousarray(canvas[:height, :width])
-
-
-def pad_mask(valid: np.ndarray, patch: int = PATCH) -> np.ndarray:
-    """(N, P, P) bool: True where a patch pixel is inside the image (coded), False on padding."""
-    ar = np.arange(patch)
-    valid = np.asarray(valid)
-    return (ar[None, :, None] < valid[:, 0, None, None]) & (ar[None, None, :] < valid[:, 1, None, None])

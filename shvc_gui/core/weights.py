@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import WeightsError
+from .errors import UsageError, WeightsError
 from .model.shvc import IntegerSHVC, SHVC
 
 WEIGHTS_DIR = Path(os.environ.get("SHVC_WEIGHTS_DIR", Path(__file__).resolve().parents[2] / "weights"))
@@ -51,7 +51,7 @@ def load_integer_weights(path: Path, expected_sha256: str | None = None, name: s
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
         if payload.get("format") != FORMAT or payload.get("version") != FORMAT_VERSION:
-            raise ValueError("not an integer weights file")
+            raise UsageError("not an integer weights file")
         model = IntegerSHVC(payload["state"])
     except Exception as exc:  # torch/pickle raise many kinds
         raise WeightsError(f"The file {path.name} is not a usable shvc weights file ({exc}).") from None

@@ -34,7 +34,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..errors import FormatError
+from ..errors import FormatError, UsageError
 from ..model.layers import subpixel, subpixel_inverse
 from ..progress import check_cancel
 from ..model.shvc import PIXEL_BINS, Z_BINS, IntegerSHVC, channel_mean, pixel_centre
@@ -72,12 +72,12 @@ class EncodedPatches:
 
 def check_variant(model: IntegerSHVC, variant: str) -> None:
     if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+        raise UsageError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
     if (variant == "det") != model.hp.deterministic:
         kind = "deterministic" if model.hp.deterministic else "latent-variable"
-        raise ValueError(f"variant {variant!r} does not fit a {kind} model")
+        raise UsageError(f"variant {variant!r} does not fit a {kind} model")
     if variant == "arib" and model.hp.split >= model.hp.blocks:
-        raise ValueError("variant 'arib' needs a model trained with an ArIB split")
+        raise UsageError("variant 'arib' needs a model trained with an ArIB split")
 
 
 NETWORK_SECONDS = "network_s"      # ``stats`` keys: thread-seconds in network calls, ...
@@ -356,13 +356,13 @@ def _setup(model, patches, valid, variant, group_size, net_batch, dev):
     check_variant(model, variant)
     net_batch = default_net_batch(dev, group_size) if net_batch is None else net_batch
     if group_size < 1 or net_batch < 1:
-        raise ValueError("group_size and net_batch must be >= 1")
+        raise UsageError("group_size and net_batch must be >= 1")
     p = model.hp.patch
     if patches is not None and tuple(patches.shape[1:]) != (3, p, p):
-        raise ValueError(f"patches must have shape (N, 3, {p}, {p})")
+        raise UsageError(f"patches must have shape (N, 3, {p}, {p})")
     valid = torch.as_tensor(np.asarray(valid), dtype=torch.int64).view(-1, 2)
     if valid.numel() and (valid.min() < 1 or valid.max() > p):
-        raise ValueError("valid extents must be in 1..patch")
+        raise UsageError("valid extents must be in 1..patch")
     return valid, net_batch
 
 
@@ -449,7 +449,7 @@ def encode_patches(model: IntegerSHVC, patches: np.ndarray, valid: np.ndarray, v
     n = patches.shape[0]
     x_all = torch.from_numpy(np.ascontiguousarray(patches)).to(torch.int64)
     if version not in VERSIONS:
-        raise ValueError(f"no coder for format version {version}")
+        raise UsageError(f"no coder for format version {version}")
     n_dims = int(3 * valid.prod(dim=1).sum())
     ranges = _stream_ranges(n, streams or auto_streams(n_dims), group_size)
     lanes = lanes_for(n_dims // max(1, len(ranges))) if lanes is None else lanes

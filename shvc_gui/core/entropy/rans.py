@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..errors import FormatError
+from ..errors import FormatError, UsageError
 from ..model.likelihoods import PREC, Mixture, row_sum
 
 RANS_L = np.uint64(1 << 31)
@@ -210,4 +210,4 @@ def _search(m: Mixture, slot: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
 
 def _check_bins(n: int) -> None:
     if n < 2 or n & (n - 1):
-        raise ValueError("the pointwise coder needs a power-of-two alphabet")
+        raise UsageError("the pointwise coder needs a power-of-two alphabet")
