@@ -16,7 +16,7 @@ TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 TORCH_SOURCE := $(if $(wildcard $(WHEELS)/torch-2.13.0*.whl),--find-links $(WHEELS),--extra-index-url $(TORCH_CPU_INDEX))
 PIP := $(BIN)/python -m pip install --quiet --no-input $(TORCH_SOURCE)
 
-.PHONY: venv run test screenshots install-desktop uninstall-desktop clean
+.PHONY: venv run test test-quick screenshots install-desktop uninstall-desktop clean
 
 venv: $(STAMP)
 
@@ -32,6 +32,10 @@ run: venv
 
 test: venv
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The quick run: every test but those marked slow (pyproject.toml); CI runs `make test`, all of them.
+test-quick: venv
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 # The menu entry, icons and the image/x-shvc type (magic "SHVC") for the current user.
 install-desktop: venv

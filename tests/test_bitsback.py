@@ -38,15 +38,24 @@ def _model(latent_layers, patch):
 
 # (format version, rANS lanes): the lanes of version 2, its whole-table fallback, version 1
 CODERS = [(2, 64), (2, 0), (1, 0)]
+slow = pytest.mark.slow           # left out of the quick run (`make test-quick`); `make test` and CI run all
 
 
-@pytest.mark.parametrize("patch", [32, 64])
-@pytest.mark.parametrize("n", [1, 2, 37])
-@pytest.mark.parametrize("variant", ["shvc", "arib", "det"])
-@pytest.mark.parametrize("coder", CODERS, ids=["lanes", "tables", "v1"])
+def _round_trip_cases():
+    """Every coder x variant x size x patch; the lanes coder alone at 37 patches (the table coders
+    are slow: one size of them is enough). Slow: 37 patches, and the table coders at 64x64 (the
+    quick run has them at 32x32)."""
+    for coder, cid in zip(CODERS, ["lanes", "tables", "v1"]):
+        for variant in ["shvc", "arib", "det"]:
+            for n in [1, 2] + ([37] if coder == CODERS[0] else []):
+                for patch in [32, 64]:
+                    heavy = n == 37 or (coder != CODERS[0] and patch == 64)
+                    yield pytest.param(coder, variant, n, patch, id=f"{cid}-{variant}-{n}-{patch}",
+                                       marks=[slow] if heavy else [])
+
+
+@pytest.mark.parametrize("coder,variant,n,patch", list(_round_trip_cases()))
 def test_round_trip_exact(coder, variant, n, patch):
-    if coder != CODERS[0] and n == 37:
-        pytest.skip("the table coders are slow; one size of them is enough")
     version, lanes = coder
     model = _model(0 if variant == "det" else (3 if patch == 64 else 2), patch)
     x = _images(n, patch, seed=n)
@@ -60,7 +69,7 @@ def test_round_trip_exact(coder, variant, n, patch):
             decode_patches(model, enc.payload[:-1], valid, variant, group_size=16, version=version)
 
 
-@pytest.mark.parametrize("variant", ["shvc", "arib", "det"])
+@pytest.mark.parametrize("variant", [pytest.param("shvc", marks=slow), "arib", pytest.param("det", marks=slow)])
 def test_padded_pixels_are_not_coded(variant, tiny_model, tiny_det_model):
     model = tiny_det_model if variant == "det" else tiny_model
     x = _images(3, 64, seed=5)
@@ -75,6 +84,7 @@ def test_padded_pixels_are_not_coded(variant, tiny_model, tiny_det_model):
     assert enc.report.n_dims == 3 * int(valid.prod(axis=1).sum())
 
 
+@slow
 def test_code_length_matches_elbo(trained_model):
     """>= 50 patches: file size within 1 % of the summed negative ELBO plus the start-up cost
     (the initial bits the first group drew from the seed, plus 64 bits of ANS head)."""
@@ -97,6 +107,7 @@ def test_arib_needs_far_fewer_initial_bits(trained_model):
     assert plain > 0 and 5 * arib <= plain
 
 
+@slow
 def test_group_size_chains_initial_bits(trained_model):
     """Plain SHVC: smaller groups reuse bits pushed by earlier groups, so fewer initial bits."""
     x = np.stack([synthetic_photo(64, 64, seed=i).transpose(2, 0, 1) for i in range(8)])
@@ -115,6 +126,7 @@ def test_wrong_variant_for_model(tiny_model, tiny_det_model):
         encode_patches(tiny_model, x, [[64, 64]], "det")
 
 
+@slow
 @pytest.mark.parametrize("lanes", [0, 32])
 def test_independent_streams_round_trip_and_cost(lanes, trained_model):
     """Streams split the patches; any worker count decodes them; start-up cost per stream is small
@@ -136,7 +148,7 @@ ARCHS = {"anchor": dict(anchor=True), "heads-interp": dict(heads=True, interp=Tr
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHS))
-@pytest.mark.parametrize("variant", ["det", "arib"])
+@pytest.mark.parametrize("variant", [pytest.param("det", marks=slow), "arib"])
 def test_centred_models_round_trip_and_match_their_training_loss(variant, arch):
     """Means relative to sub-image 0 (HParams.anchor) or to the interpolation of the known
     neighbours (interp), one network or one head per sub-image: the integer coder and the

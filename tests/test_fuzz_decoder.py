@@ -20,6 +20,7 @@ _spec.loader.exec_module(fuzz)
 
 SEED = 17
 COUNT = 240                     # spread evenly over the four seed inputs (about 40 s of one core)
+QUICK = 40                      # the quick run (`pytest -m "not slow"`) takes the first QUICK of them
 MAX_GROWTH_MB = 256             # peak resident memory may not grow more than this in one decode
 
 
@@ -34,7 +35,7 @@ def test_seed_inputs_decode_exactly(seeds, trained_model):
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("index", range(COUNT))
+@pytest.mark.parametrize("index", [i if i < QUICK else pytest.param(i, marks=pytest.mark.slow) for i in range(COUNT)])
 def test_mutation_is_a_clean_error_or_exact_pixels(index, seeds, trained_model):
     name = sorted(seeds)[index % len(seeds)]
     data, original = seeds[name]

@@ -145,7 +145,7 @@ def test_int8_path_is_taken_and_falls_back_outside_its_range(path, monkeypatch):
     assert not calls
 
 
-@pytest.mark.parametrize("which", ["trained", "shipped"])
+@pytest.mark.parametrize("which", [pytest.param("trained", marks=pytest.mark.slow), "shipped"])
 def test_real_networks_agree_on_every_path(which, trained_model, path, threads):
     """Every layer of the trained test model and of the shipped model, one by one and chained
     (:func:`quant.run_layers`), on random and extreme inputs."""
@@ -223,6 +223,7 @@ def _photo_tiles(n_rows=4, n_cols=4, seed=11):
     return np.ascontiguousarray(tiles)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["det", "shvc"])
 def test_encode_on_one_path_decode_on_the_other(variant, trained_model, tiny_det_model, path, threads):
     from shvc_gui.core.weights import load_model

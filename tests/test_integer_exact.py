@@ -21,6 +21,7 @@ def _all_outputs(model, X, z1):
     return [t for group in outs for t in group]
 
 
+@pytest.mark.slow
 def test_outputs_identical_across_batch_threads_and_order(trained_model, threads):
     m = trained_model
     g = torch.Generator().manual_seed(3)
@@ -44,6 +45,7 @@ def test_outputs_identical_across_batch_threads_and_order(trained_model, threads
     assert all(torch.equal(a, b) for a, b in zip(ref, _all_outputs(m, Xs, z1)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["arib", "shvc", "det"])
 def test_encode_big_batch_decode_batch_one(variant, trained_model, tiny_det_model, threads):
     """>= 200 patches of photo-like images: encode with batch 64 on 2 threads, decode with batch 1

@@ -116,6 +116,7 @@ def test_cli_run_resume_export_and_sha256(tmp_path, corpus):
     assert plot.main([str(run)]) == 0 and (run / "curve.png").stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_torchrun_two_cpu_processes(tmp_path, corpus):
     torchrun = Path(sys.executable).with_name("torchrun")
     env = dict(os.environ, OMP_NUM_THREADS="1")
