@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from shvc_gui.core.entropy.bitsback import decode_patches, encode_patches, stage_seconds
+from shvc_gui.core.entropy.bitsback import decode_patches, encode_patches
+from shvc_gui.core.entropy.parallel import stage_seconds
 from shvc_gui.core.errors import WeightsError
 from shvc_gui.core.model.testing import synthetic_photo
 from shvc_gui.core.runtime import default_variant

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from shvc_gui.core.entropy.bitsback import NETWORK_SECONDS, encode_patches
+from shvc_gui.core.entropy.bitsback import encode_patches
+from shvc_gui.core.entropy.parallel import NETWORK_SECONDS
 from shvc_gui.core.model.shvc import IntegerSHVC
 from shvc_gui.core.runtime import default_variant
 from shvc_gui.train.export import elbo_bpd, model_from_checkpoint

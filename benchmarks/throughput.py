@@ -31,7 +31,8 @@ import torch
 
 from shvc_gui.core import container, tiling
 from shvc_gui.core.codec import DEFAULT_GROUP, SMALL_PATCH, model_for_size
-from shvc_gui.core.entropy.bitsback import decode_patches, encode_patches, stage_seconds
+from shvc_gui.core.entropy.bitsback import decode_patches, encode_patches
+from shvc_gui.core.entropy.parallel import stage_seconds
 from shvc_gui.core.errors import WeightsError
 from shvc_gui.core.model import quant
 from shvc_gui.core.model.testing import synthetic_photo

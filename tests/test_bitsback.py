@@ -179,17 +179,32 @@ def test_stream_workers_share_torch_threads():
     comes back afterwards; the network batch follows the device."""
     import torch
 
-    from shvc_gui.core.entropy.bitsback import _timed_streams, default_net_batch
+    from shvc_gui.core.entropy.bitsback import default_net_batch
+    from shvc_gui.core.entropy.parallel import timed_streams
 
     before = torch.get_num_threads()
     torch.set_num_threads(4)
     try:
-        seen = _timed_streams({}, lambda item, own: torch.get_num_threads(), [0, 1, 2, 3], workers=2)
+        seen = timed_streams({}, lambda item, own: torch.get_num_threads(), [0, 1, 2, 3], workers=2)
         assert seen == [2, 2, 2, 2]
         assert torch.get_num_threads() == 4
-        assert _timed_streams({}, lambda item, own: torch.get_num_threads(), [0], workers=2) == [4]
+        assert timed_streams({}, lambda item, own: torch.get_num_threads(), [0], workers=2) == [4]
     finally:
         torch.set_num_threads(before)
     assert default_net_batch(torch.device("cpu"), 64) == 16
     assert default_net_batch(torch.device("cpu"), 4) == 4
     assert default_net_batch(torch.device("cuda"), 64) == 64
+
+
+def test_decoding_is_the_coding_order_backwards(tiny_model, tiny_det_model):
+    """One list of steps per variant (entropy/order.py): the encoder runs it forwards, the decoder
+    backwards; arib pushes x after the split first, and every variant ends with the top prior."""
+    from shvc_gui.core.entropy.order import levels_of, steps
+    hp = tiny_model.hp
+    L, s = hp.latent_layers, hp.split
+    names = [st.name for st in steps(hp, "arib")]
+    assert names[0] == f"x[{s}:{hp.blocks}]" and names[1:3] == ["q(z1)", f"x[0:{s}] | z1"]
+    assert names[-1] == f"p(z{L})" and len(names) == 3 + 2 * (L - 1) + 1
+    assert [st.name for st in steps(hp, "shvc")][0] == "q(z1)"
+    det = [st.name for st in steps(tiny_det_model.hp, "det")]
+    assert det == [f"level {n}" for n in reversed(range(levels_of(tiny_det_model.hp)))]

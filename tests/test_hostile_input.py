@@ -19,6 +19,7 @@ from PIL import Image
 from shvc_gui import cli
 from shvc_gui.core import codec, container, image_io
 from shvc_gui.core.entropy import bitsback
+from shvc_gui.core.entropy import payload as layout
 from shvc_gui.core.errors import FormatError, IntegrityError
 from shvc_gui.core.model.testing import synthetic_photo
 
@@ -94,7 +95,7 @@ def test_zero_seed_words_do_not_feed_a_claimed_size(version, trained_model):
     w = h = 1024
     header, (payload, fallback) = container.read_container(_golden(version))
     words = np.frombuffer(payload, "<u4").copy()
-    words[1 + (version >= 2)] = bitsback._pop_bound(trained_model, 256, header.variant)
+    words[1 + (version >= 2)] = layout.pop_bound(trained_model.hp, 256, header.variant)
     if version >= 2:
         words[1] = 512                                        # lanes_for(3 * 1024 * 1024)
     bad = container.write_container(replace(header, width=w, height=h, n_patches=256), [words.tobytes(), fallback])

@@ -6,7 +6,8 @@ import torch
 
 from shvc_gui.core.model.hparams import HParams
 from shvc_gui.core.model.layers import subpixel, subpixel_inverse
-from shvc_gui.core.model.likelihoods import PREC, integer_cdf, log_prob_float
+from shvc_gui.core.entropy.mixture import PREC, integer_cdf
+from shvc_gui.core.model.likelihoods import log_prob_float
 from shvc_gui.core.model.shvc import SHVC, arib_penalty, channel_mean
 
 

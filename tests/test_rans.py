@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
+from shvc_gui.core.entropy.ans import TableStack
+from shvc_gui.core.entropy.mixture import PREC, Coder, Mixture, integer_cdf
 from shvc_gui.core.entropy.rans import MIN_LANES, RansStack, lanes_for
 from shvc_gui.core.errors import FormatError
-from shvc_gui.core.model.likelihoods import PREC, Mixture, integer_cdf
 
 
 def _params(s, k, seed=0, n=256):
@@ -46,11 +47,11 @@ def test_runs_round_trip_in_order_with_exact_bits(lanes, k, n):
     for i, size in enumerate([1, 300, 5000, 0, 77]):
         mu, ls, logit = _params(size, k, seed=10 + i, n=n)
         sym = _symbols(mu, n, seed=i)
-        runs.append((sym, mu, ls, logit, st.push(sym, mu, ls, logit, n)))
+        runs.append((sym, mu, ls, logit, st.push(sym, Mixture(mu, ls, logit, n))))
     words = st.finish()
     back = RansStack.resume(words, 0, lanes)
     for sym, mu, ls, logit, bits in reversed(runs):
-        got, got_bits = back.pop(mu, ls, logit, n)
+        got, got_bits = back.pop(Mixture(mu, ls, logit, n))
         assert torch.equal(got, sym) and torch.equal(got_bits, bits)
     back.check_finished(np.zeros(0, np.uint32))
     ideal = sum(float(r[4].sum()) for r in runs)
@@ -62,15 +63,15 @@ def test_pops_from_a_seed_then_pushes_restore_it():
     seed = np.random.default_rng(1).integers(0, 2 ** 32, 500, dtype=np.uint32)
     mu, ls, _ = _params(900, 1, seed=3, n=128)
     enc = RansStack.start(seed, 16)
-    z, _ = enc.pop(mu, ls, None, 128)
+    z, _ = enc.pop(Mixture(mu, ls, None, 128))
     mu2, ls2, lg2 = _params(900, 5, seed=4)
     x = _symbols(mu2, 256)
-    enc.push(x, mu2, ls2, lg2, 256)
+    enc.push(x, Mixture(mu2, ls2, lg2, 256))
     prefix = enc.cut(len(seed))
     assert 0 < prefix < len(seed)                             # some of the seed was reached, not all
     dec = RansStack.resume(enc.finish(prefix), prefix, 16)
-    assert torch.equal(dec.pop(mu2, ls2, lg2, 256)[0], x)
-    dec.push(z, mu, ls, None, 128)
+    assert torch.equal(dec.pop(Mixture(mu2, ls2, lg2, 256))[0], x)
+    dec.push(z, Mixture(mu, ls, None, 128))
     start = seed.copy()
     start[:prefix] = 0
     dec.check_finished(start)
@@ -82,7 +83,7 @@ def test_damage_is_reported_not_returned():
     mu, ls, logit = _params(3000, 5, seed=7)
     sym = _symbols(mu, 256)
     st = RansStack(32)
-    st.push(sym, mu, ls, logit, 256)
+    st.push(sym, Mixture(mu, ls, logit, 256))
     words = st.finish()
     with pytest.raises(FormatError):
         RansStack.resume(words[:10], 0, 32)                   # shorter than its states
@@ -94,7 +95,7 @@ def test_damage_is_reported_not_returned():
     flipped[len(words) // 3] ^= 0x10001
     back = RansStack.resume(flipped, 0, 32)
     with pytest.raises(FormatError):
-        got, _ = back.pop(mu, ls, logit, 256)
+        got, _ = back.pop(Mixture(mu, ls, logit, 256))
         back.check_finished(np.zeros(0, np.uint32))
     with pytest.raises(FormatError):
         RansStack(0)
@@ -104,3 +105,25 @@ def test_lane_count_grows_with_the_stream():
     assert lanes_for(1000) == 0 and lanes_for(MIN_LANES * 4096 - 1) == 0
     assert lanes_for(MIN_LANES * 4096) == MIN_LANES
     assert lanes_for(12_000_000) == 2048 and lanes_for(10 ** 9) == 4096
+
+
+def test_both_coders_share_one_interface_and_the_tables_agree():
+    """The two coders take the same entropy model object and declare one interface (Coder); the
+    whole tables are the pointwise ones up to the rounding of each entry, and the quantile search
+    finds every symbol the pointwise table gives it."""
+    for cls in (RansStack, TableStack):
+        for name in ("push", "pop", "start", "cut", "finish", "resume", "check_finished"):
+            assert callable(getattr(cls, name)) and hasattr(Coder, name)
+    mu, ls, logit = _params(700, 3, seed=21)
+    m = Mixture(mu, ls, logit, 256)
+    sym = _symbols(mu, 256, seed=2).numpy()
+    start, end = m.scaled_cdf(sym), m.scaled_cdf(sym + 1)
+    for slot in (start, end - 1, (start + end) // 2):
+        got, s0, freq = m.search(slot)
+        assert np.array_equal(got, sym) and np.array_equal(s0, start) and np.array_equal(freq, end - start)
+    assert torch.equal(m.rows(100, 300).tables(), integer_cdf(mu[100:300], ls[100:300], logit[100:300], 256))
+    for st in (RansStack(8), TableStack()):
+        bits = st.push(torch.from_numpy(sym), m)
+        back = type(st).resume(st.finish(), 0, 8)
+        got, got_bits = back.pop(m)
+        assert np.array_equal(got.numpy(), sym) and torch.allclose(got_bits, bits)

@@ -21,7 +21,7 @@ from . import container, image_io, modes, tiling
 from .errors import ExistsError, FormatError, IntegrityError, ShvcError
 from .image_io import LoadedImage
 from .progress import ProgressCallback, check_cancel, emit
-from .runtime import configure_threads, default_variant, resolve_device
+from .runtime import VARIANTS, configure_threads, default_variant, resolve_device
 
 DEFAULT_GROUP = 64
 SMALL_PATCH = 32        # images no larger than this on both sides are coded in tiles of this size
@@ -87,9 +87,9 @@ def compress_image(img: LoadedImage, *, model=None, variant: str | None = None, 
         model = model_for_size(model, w, h)
         patches, valid, grid = tiling.to_patches(rgb, model.hp.patch)
         enc = bitsback.encode_patches(
-            model, patches, valid, variant, group_size=group, net_batch=batch_size, device=resolve_device(device),
-            progress=lambda d, n: emit(progress, "compress", d, n, f"patch {d}/{n}"), cancel=cancel,
-            version=container.VERSION)
+            model, patches, valid, bitsback.Layout(variant, group, container.VERSION),
+            bitsback.Run(resolve_device(device), batch_size, cancel=cancel,
+                         progress=lambda d, n: emit(progress, "compress", d, n, f"patch {d}/{n}")))
         r = enc.report
         header.model_id, header.weights_sha256, header.variant = model.name, model.sha256, variant
         header.patch, header.group_size, header.n_patches = model.hp.patch, group, len(patches)
@@ -125,11 +125,11 @@ def _model_for(header: container.Header, model=None):
 
 def _expected_streams(header: container.Header, n_dims: int) -> int:
     """Sub-streams the encoder of the file's version wrote: version 1 one per 4 groups, later ones
-    one per 12 M coded sub-pixels (:func:`bitsback.auto_streams`); at most 64."""
-    from .entropy import bitsback
+    one per 12 M coded sub-pixels (:func:`payload.auto_streams`); at most 64."""
+    from .entropy import payload
     if header.version == 1:
         return max(1, min(64, -(-header.n_patches // (4 * header.group_size))))
-    return bitsback.auto_streams(n_dims)
+    return payload.auto_streams(n_dims)
 
 
 def check_streams(header: container.Header, streams: list[bytes], pop_bound=None) -> None:
@@ -137,7 +137,7 @@ def check_streams(header: container.Header, streams: list[bytes], pop_bound=None
     of its method (an unused one empty), and a model payload whose sub-stream count and rANS lanes
     are the ones the encoder writes for an image of the claimed size (so decoding time follows the
     bytes in the file, never a header's claim; docs/FORMAT.md). ``pop_bound(n)``: the most seed
-    words ``n`` patches may start from (the model's :func:`bitsback._pop_bound`)."""
+    words ``n`` patches may start from (:func:`payload.pop_bound` of the model)."""
     if len(streams) != 2:
         raise FormatError("The file is corrupt (it does not hold the two expected streams).")
     payload, embedded = streams
@@ -146,9 +146,9 @@ def check_streams(header: container.Header, streams: list[bytes], pop_bound=None
         raise FormatError("The file is corrupt (its streams do not fit its coding method).")
     if not model_used:
         return
-    from .entropy import bitsback
+    from .entropy import payload as layout
     from .entropy.rans import MAX_LANES, lanes_for
-    if header.group_size < 1 or header.variant not in bitsback.VARIANTS or header.patch < 1:
+    if header.group_size < 1 or header.variant not in VARIANTS or header.patch < 1:
         raise FormatError("The file is corrupt (bad coding parameters).")
     grid = tiling.grid_of(header.height, header.width, header.patch)
     if header.n_patches != grid[0] * grid[1]:
@@ -158,7 +158,7 @@ def check_streams(header: container.Header, streams: list[bytes], pop_bound=None
     if len(payload) % 4 or len(words) < head:
         raise FormatError("The compressed stream is truncated.")
     n_dims = 3 * header.width * header.height
-    ranges = bitsback._stream_ranges(header.n_patches, _expected_streams(header, n_dims), header.group_size)
+    ranges = layout.stream_ranges(header.n_patches, _expected_streams(header, n_dims), header.group_size)
     count = int(words[0])
     if count != len(ranges):
         raise FormatError("The file is corrupt (its compressed stream count does not fit the image).")
@@ -182,20 +182,19 @@ def decompress_bytes(data: bytes, *, model=None, device: str = "auto", batch_siz
     check_streams(header, streams)
     rgb = None
     if header.method in modes.MODEL_METHODS:
-        from .entropy import bitsback
+        from .entropy import bitsback, payload
         m = _model_for(header, model)
         if header.patch == SMALL_PATCH and m.hp.patch > SMALL_PATCH:
             m = model_for_size(m, header.width, header.height)
         if m.hp.patch != header.patch:
             raise FormatError("The file is corrupt (its patch layout does not fit the image).")
-        check_streams(header, streams, lambda n: bitsback._pop_bound(m, n, header.variant))
+        check_streams(header, streams, lambda n: payload.pop_bound(m.hp, n, header.variant))
         valid = tiling.valid_extents(header.height, header.width, header.patch)
         try:
             patches = bitsback.decode_patches(
-                m, streams[0], valid, header.variant, group_size=header.group_size,
-                net_batch=batch_size, device=resolve_device(device),
-                progress=lambda d, n: emit(progress, "decompress", d, n, f"patch {d}/{n}"), cancel=cancel,
-                version=header.version)
+                m, streams[0], valid, bitsback.Layout(header.variant, header.group_size, header.version),
+                bitsback.Run(resolve_device(device), batch_size, cancel=cancel,
+                             progress=lambda d, n: emit(progress, "decompress", d, n, f"patch {d}/{n}")))
         except ValueError as exc:
             raise FormatError(f"The file is corrupt ({exc}).") from None
         rgb = tiling.from_patches(patches, valid, tiling.grid_of(header.height, header.width, header.patch),

@@ -12,6 +12,7 @@ from .errors import DeviceError
 
 DEVICES = ("auto", "cpu", "cuda")          # what a caller may ask for; "auto": the GPU when there is one
 THREADS_ENV = "SHVC_THREADS"
+VARIANTS = ("shvc", "arib", "det")         # how a model's latents are coded (docs/DESIGN.md)
 
 
 def resolve_device(device: str | None = "auto") -> str:

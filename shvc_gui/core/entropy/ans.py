@@ -3,8 +3,8 @@
 Files written since format version 2 use :mod:`shvc_gui.core.entropy.rans` (pointwise tables, about
 20x faster); this one stays so that version-1 files still decode (the golden file guards it).
 
-Tables come from :func:`shvc_gui.core.model.likelihoods.integer_cdf` (rows sum to 2**PREC, every
-entry >= 1). They are handed to constriction as float64 arrays of exact integers, so its
+Tables come from the entropy model, :meth:`shvc_gui.core.entropy.mixture.Mixture.tables` (rows sum
+to 2**PREC, every entry >= 1). They are handed to constriction as float64 arrays of exact integers, so its
 quantization sees identical input on every machine. The wrapper also counts the ideal code
 length of what passes through it and the stack's low-water mark (for initial-bit accounting).
 """
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import FormatError
-from ..model.likelihoods import integer_cdf, table_bits
+from .mixture import Mixture, table_bits
 
 CHUNK = 8192                      # symbols per table build (bounds memory to ~CHUNK*256*8 bytes)
 _FAMILY = constriction.stream.model.Categorical(perfect=False)
@@ -29,8 +29,8 @@ SLACK_BITS, SLACK_PER_SYMBOL = 4096, 0.25
 class TableStack:
     """An ANS stack. ``push``/``pop`` take symbol runs with their distribution parameters.
 
-    The stream interface (``start``, ``cut``, ``finish``, ``resume``, ``check_finished``) is the
-    one :class:`shvc_gui.core.entropy.rans.RansStack` has; ``lanes`` means nothing here."""
+    A :class:`shvc_gui.core.entropy.mixture.Coder`, as :class:`shvc_gui.core.entropy.rans.RansStack`
+    (``start``, ``cut``, ``finish``, ``resume``, ``check_finished``); ``lanes`` means nothing here."""
 
     def __init__(self, words: np.ndarray | None = None):
         if words is None:
@@ -43,19 +43,15 @@ class TableStack:
         self.floor = None              # decoders (resume): words never popped, and the data budget
         self.unpaid, self.symbols = 0.0, 0
 
-    @staticmethod
-    def _tables(mu, ls, logit, n):
-        return integer_cdf(mu, ls, logit, n)
-
-    def push(self, sym: torch.Tensor, mu, ls, logit, n: int) -> torch.Tensor:
-        """Push symbols (S,) so that :meth:`pop` with the same parameters returns them in order.
+    def push(self, sym: torch.Tensor, m: Mixture) -> torch.Tensor:
+        """Push symbols (S,) so that :meth:`pop` with the same model returns them in order.
 
         Returns the ideal bits of each symbol (S,) float64."""
         bits = torch.empty(sym.shape[0], dtype=torch.float64)
         starts = list(range(0, sym.shape[0], CHUNK))
         for a in reversed(starts):                         # last chunk first: LIFO
             b = a + CHUNK
-            p = self._tables(mu[a:b], ls[a:b], None if logit is None else logit[a:b], n)
+            p = m.rows(a, b).tables()
             s = sym[a:b].to(torch.int64)
             bits[a:b] = table_bits(p, s).cpu()
             before = self.coder.num_valid_bits()
@@ -65,14 +61,14 @@ class TableStack:
         self.pushed_bits += float(bits.sum())
         return bits
 
-    def pop(self, mu, ls, logit, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pop a run of symbols with the given parameters (S, K); returns (symbols, bits)."""
-        total = mu.shape[0]
+    def pop(self, m: Mixture) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pop a run of ``len(m)`` symbols; returns (symbols, bits)."""
+        total = len(m)
         syms = torch.empty(total, dtype=torch.int64)
         bits = torch.empty(total, dtype=torch.float64)
         for a in range(0, total, CHUNK):
             b = a + CHUNK
-            p = self._tables(mu[a:b], ls[a:b], None if logit is None else logit[a:b], n)
+            p = m.rows(a, b).tables()
             before = self.coder.num_valid_bits()
             s = torch.from_numpy(self.coder.decode(_FAMILY, p.cpu().numpy().astype(np.float64)).astype(np.int64))
             syms[a:b] = s

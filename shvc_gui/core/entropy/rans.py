@@ -5,10 +5,10 @@ words (the *tail*). A run of S symbols is cut into chunks of ``lanes`` symbols; 
 goes through lane i, so a chunk is coded with a handful of vectorised numpy operations. Pushing
 takes the chunks last to first and popping first to last, so a pop returns the run in order.
 
-Symbols are coded with the pointwise tables of
-:class:`shvc_gui.core.model.likelihoods.Mixture`: symbol v owns ``[C(v), C(v+1))`` of ``2^PREC``.
+Symbols are coded with the pointwise tables of the entropy model
+:class:`shvc_gui.core.entropy.mixture.Mixture`: symbol v owns ``[C(v), C(v+1))`` of ``2^PREC``.
 Pushing needs C at the symbol and the next one; popping finds the symbol by a search on C, all
-lanes of a chunk at once (:func:`_search`: binary for wide chunks, ``log2 n`` evaluations).
+lanes of a chunk at once (:meth:`Mixture.search`: binary for wide chunks, ``log2 n`` evaluations).
 
 State bounds (the classic rANS with 32-bit renormalisation): heads live in ``[2^31, 2^63)``. Heads
 start at ``2^31``; the decoder checks that they end there, so a damaged stream is reported.
@@ -24,13 +24,12 @@ import numpy as np
 import torch
 
 from ..errors import FormatError, UsageError
-from ..model.likelihoods import PREC, Mixture, row_sum
+from .mixture import PREC, Mixture
 
 RANS_L = np.uint64(1 << 31)
 MASK = np.uint64((1 << PREC) - 1)
 MIN_LANES, MAX_LANES = 32, 4096
 SYMBOLS_PER_LANE = 4096          # lanes_for: start-up bits stay near 48 / (4096 x bits per symbol)
-SEARCH_POINTS = 1024             # at most this many CDF points per search step (all lanes together): binary from 512 lanes
 
 
 def lanes_for(symbols: int) -> int:
@@ -76,9 +75,9 @@ class _Words:
 class RansStack:
     """A bits-back stack: ``push``/``pop`` runs of symbols with their mixture parameters.
 
-    Same interface as :class:`shvc_gui.core.entropy.ans.TableStack`: ``push(sym, mu, ls, logit, n)``
-    returns the bits of each symbol, ``pop(mu, ls, logit, n)`` returns (symbols, bits); both count
-    ``pushed_bits`` / ``popped_bits``.
+    A :class:`shvc_gui.core.entropy.mixture.Coder`, as :class:`shvc_gui.core.entropy.ans.TableStack`:
+    ``push(sym, model)`` returns the bits of each symbol, ``pop(model)`` returns (symbols, bits);
+    both count ``pushed_bits`` / ``popped_bits``.
     """
 
     def __init__(self, lanes: int, tail: np.ndarray | None = None, heads: np.ndarray | None = None):
@@ -105,7 +104,7 @@ class RansStack:
         c = len(m)
         h = self.heads[:c]
         slot = (h & MASK).astype(np.int64)
-        lo, start, freq = _search(m, slot)
+        lo, start, freq = m.search(slot)
         h = freq.astype(np.uint64) * (h >> np.uint64(PREC)) + (slot - start).astype(np.uint64)
         under = h < RANS_L
         k = int(np.count_nonzero(under))
@@ -115,11 +114,10 @@ class RansStack:
         return lo, freq
 
     # --- runs --------------------------------------------------------------------------------
-    def push(self, sym: torch.Tensor, mu, ls, logit, n: int) -> torch.Tensor:
-        """Push symbols (S,) so that :meth:`pop` with the same parameters returns them in order.
+    def push(self, sym: torch.Tensor, m: Mixture) -> torch.Tensor:
+        """Push symbols (S,) so that :meth:`pop` with the same model returns them in order.
         Returns the bits of each symbol (S,) float64."""
-        _check_bins(n)
-        m = Mixture(mu, ls, logit, n)
+        _check_bins(m.n)
         v = sym.cpu().numpy().astype(np.int64)
         start = m.scaled_cdf(v)
         freq = m.scaled_cdf(v + 1) - start
@@ -129,10 +127,9 @@ class RansStack:
         self.pushed_bits += float(bits.sum())
         return torch.from_numpy(bits)
 
-    def pop(self, mu, ls, logit, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pop a run of symbols with parameters (S, K); returns (symbols int64, bits float64)."""
-        _check_bins(n)
-        m = Mixture(mu, ls, logit, n)
+    def pop(self, m: Mixture) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pop a run of ``len(m)`` symbols; returns (symbols int64, bits float64)."""
+        _check_bins(m.n)
         syms, freqs = np.empty(len(m), np.int64), np.empty(len(m), np.int64)
         for a in range(0, len(m), self.lanes):
             syms[a:a + self.lanes], freqs[a:a + self.lanes] = self._decode(m.rows(a, a + self.lanes))
@@ -173,39 +170,6 @@ class RansStack:
         ``start_words``); anything else is damage."""
         if (self.heads != RANS_L).any() or not np.array_equal(self.tail.array(), start_words):
             raise FormatError("The compressed stream is corrupt (the coder did not end where it started).")
-
-
-def _search(m: Mixture, slot: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The symbols v with C(v) <= slot < C(v + 1), and C(v), C(v + 1) - C(v).
-
-    A search in radix 2^b: each step evaluates 2^b - 1 points per symbol at once and keeps the
-    bracket that holds ``slot``. Wide chunks take b = 1 (8 steps for 256 symbols); narrow ones take
-    more points per step and fewer steps, so a few lanes cost few numpy calls."""
-    c, n = len(m), m.n
-    scale = (1 << PREC) - n
-    b_max = max(1, int(np.log2(SEARCH_POINTS // c + 1)))
-    lo, lane, slot1 = np.zeros(c, np.int64), np.arange(c), slot + 1
-    raw_lo, raw_hi = np.zeros(c, np.int64), m.total.copy()     # raw CDF at the bracket's ends
-    rem = n.bit_length() - 1                                   # bits of the symbol still unknown
-    while rem:
-        b = min(b_max, rem)
-        rem -= b
-        e = (1 << b) - 1
-        v = lo + (np.arange(1, e + 1, dtype=np.int64) << rem)[:, None]        # (e, c), all interior
-        raw = m.interior_cdf(v)
-        below = raw * scale < (slot1 - v) * m.total              # C(v) <= slot, without a division
-        if e == 1:                                                 # binary step: fewer numpy calls
-            raw, below = raw[0], below[0]
-            lo += below.astype(np.int64) << rem
-            raw_lo = np.where(below, raw, raw_lo)
-            raw_hi = np.where(below, raw_hi, raw)
-            continue
-        k = row_sum(below)                                         # points at or below the slot
-        lo += k << rem
-        raw_lo = np.where(k > 0, raw[np.maximum(k - 1, 0), lane], raw_lo)
-        raw_hi = np.where(k < e, raw[np.minimum(k, e - 1), lane], raw_hi)
-    start = m.scale(raw_lo, lo)
-    return lo, start, m.scale(raw_hi, lo + 1) - start
 
 
 def _check_bins(n: int) -> None:

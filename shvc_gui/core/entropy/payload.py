@@ -1,0 +1,88 @@
+"""The layout of a patch payload: how patches are cut into groups and independent streams, the seed
+under each stream, and the bytes that hold them (docs/FORMAT.md).
+
+Payload (little-endian u32 words): ``count`` streams, [version >= 2: ``lanes`` of the rANS coder],
+``count`` x (seed words cut from the bottom, stream length), then the streams back to back.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+from ..errors import FormatError
+
+VERSIONS = (1, 2)                 # format versions whose payloads the patch coder writes and reads
+LATEST = max(VERSIONS)
+MAX_POP_BITS = 24                 # no popped symbol costs more (both coders: tables of 2^20, >= 1 each)
+STREAM_SUBPIXELS = 12_000_000     # auto_streams: about this many coded sub-pixels per stream
+
+
+def groups(n: int, group_size: int) -> list[tuple[int, int]]:
+    """[a, b) ranges of ``group_size`` patches (the last one shorter)."""
+    return [(a, min(n, a + group_size)) for a in range(0, n, group_size)]
+
+
+def stream_ranges(n: int, streams: int, group_size: int) -> list[tuple[int, int]]:
+    """Split ``n`` patches into ``streams`` contiguous ranges of whole groups."""
+    gs = groups(n, group_size)
+    streams = max(1, min(streams, len(gs)))
+    per = -(-len(gs) // streams)
+    return [(gs[a][0], gs[min(len(gs), a + per) - 1][1]) for a in range(0, len(gs), per)]
+
+
+def auto_streams(n_dims: int) -> int:
+    """Independent ANS streams for ``n_dims`` coded sub-pixels: one per STREAM_SUBPIXELS (a 4167x2880
+    photo gets 4), at most 64. More streams decode on more threads, but each costs its lanes'
+    start-up bits, so more streams mean narrower lanes, which decode slower
+    (:func:`shvc_gui.core.entropy.rans.lanes_for`)."""
+    return max(1, min(64, -(-n_dims // STREAM_SUBPIXELS)))
+
+
+def pop_bound(hp, n: int, variant: str) -> int:
+    """Upper bound on the seed words every pop of ``n`` patches of a model with ``hp`` could consume."""
+    if variant == "det":
+        return 0
+    per_patch = sum(hp.z_channels * (hp.patch // hp.k ** i) ** 2 for i in range(1, hp.latent_layers + 1))
+    return (per_patch * n * MAX_POP_BITS) // 32 + 64
+
+
+def seed_words(count: int) -> np.ndarray:
+    """The seed under a stream: fixed pseudo-random words (the decoder rebuilds them to check the end)."""
+    return np.random.default_rng(0x5EC0).integers(1, 2 ** 32, size=count, dtype=np.uint32)
+
+
+def pack(streams: list[tuple[int, np.ndarray]], lanes: int, version: int) -> bytes:
+    """The payload of ``streams`` [(cut seed words, stream words)]."""
+    head = [struct.pack("<I", len(streams))] + ([struct.pack("<I", lanes)] if version >= 2 else [])
+    head += [struct.pack("<II", prefix, len(words)) for prefix, words in streams]
+    return b"".join(head) + b"".join(words.astype("<u4").tobytes() for _, words in streams)
+
+
+def stream_count(payload: bytes) -> int:
+    if len(payload) < 4:
+        raise FormatError("The compressed stream is truncated.")
+    return struct.unpack_from("<I", payload)[0]
+
+
+def unpack(payload: bytes, n_ranges: int, version: int) -> tuple[int, list[tuple[int, np.ndarray]]]:
+    """(lanes, [(prefix, words)] per stream) from a payload, every length checked."""
+    if version not in VERSIONS:
+        raise FormatError(f"The file is corrupt (no coder for format version {version}).")
+    if len(payload) < 4 or len(payload) % 4:
+        raise FormatError("The compressed stream is truncated.")
+    words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
+    count, pos, lanes = int(words[0]), 1, 0
+    if version >= 2:
+        if len(words) < 2:
+            raise FormatError("The compressed stream is truncated.")
+        lanes, pos = int(words[1]), 2
+    if count != n_ranges or len(words) < pos + 2 * count:
+        raise FormatError("The compressed stream is corrupt (bad stream table).")
+    table = words[pos:pos + 2 * count].reshape(count, 2).astype(np.int64)
+    body = words[pos + 2 * count:]
+    if int(table[:, 1].sum()) != len(body):
+        raise FormatError("The compressed stream is truncated or corrupt (stream lengths do not add up).")
+    ends = np.cumsum(table[:, 1])
+    return lanes, [(int(prefix), body[end - length:end]) for (prefix, length), end in zip(table, ends)]
