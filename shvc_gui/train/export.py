@@ -20,6 +20,7 @@ from .. import __version__
 from ..core.entropy.bitsback import encode_patches
 from ..core.model.hparams import HParams
 from ..core.model.shvc import SHVC
+from ..core.runtime import variants_for
 from ..core.weights import WEIGHTS_DIR, load_integer_weights, read_manifest, save_integer_weights
 
 MAX_BYTES = 16 * 2 ** 20
@@ -80,7 +81,7 @@ def export(ckpt: Path, name: str, corpus: Path | None, weights_dir: Path = WEIGH
              "hparams": hp.to_dict(), "steps": st.get("step"), "pixels_seen": st.get("pixels"),
              "train_seconds": round(st["seconds"]) if "seconds" in st else None, "qat": bool(st.get("quantize")),
              "code_version": code_version(), "exported": time.strftime("%Y-%m-%d"),
-             "variants": ["det"] if hp.deterministic else (["arib", "shvc"] if hp.split < hp.blocks else ["shvc"])}
+             "variants": variants_for(hp)}
     if corpus is not None:
         from .corpus import corpus_manifest_hash
         entry["corpus_manifest_sha256"] = corpus_manifest_hash(corpus)

@@ -31,6 +31,7 @@ import torch
 import torch.distributed as dist
 
 from ..core.model.hparams import HParams
+from ..core.runtime import resolve_device
 from ..core.model.shvc import SHVC
 
 LOG_FIELDS = ["step", "time_s", "pixels", "lr", "split", "bpd", "bpd_x", "bpd_z", "penalty"]
@@ -264,19 +265,13 @@ def load_checkpoint(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
-    device = pick_device(args.device)
+    device = torch.device(resolve_device(args.device))
     if world > 1:
         if device.type == "cuda":
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))

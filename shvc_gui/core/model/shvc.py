@@ -28,7 +28,7 @@ import torch.nn as nn
 from .hparams import HParams
 from .layers import (ConvNet, IntConvNet, ar_input, ar_input_all, latent_input, pixel_input,
                      subpixel)
-from .likelihoods import (BETA_DEN, BETA_MAX, LOGIT_DEN, MU_DEN, LS_DEN, log_prob_float)
+from .likelihoods import BETA_DEN, BETA_MAX, LOGIT_DEN, LS_DEN, LS_MAX, LS_MIN, MU_DEN, log_prob_float
 from .quant import ACT_DEN, floor_ste, round_ste
 
 PIXEL_BINS = 256
@@ -217,7 +217,7 @@ class SHVC(nn.Module):
         """Reparameterised sample of a discretized logistic posterior and its log-probability."""
         mu, ls = self._z_params(out)
         u = torch.rand_like(mu).clamp(1e-6, 1 - 1e-6)
-        cont = mu / MU_DEN + torch.exp(ls.clamp(-48, 96) / LS_DEN) * (torch.log(u) - torch.log1p(-u))
+        cont = mu / MU_DEN + torch.exp(ls.clamp(LS_MIN, LS_MAX) / LS_DEN) * (torch.log(u) - torch.log1p(-u))
         sym = round_ste(cont.clamp(0, Z_BINS - 1))
         return sym, self._z_logp(sym, mu, ls)
 
@@ -403,6 +403,3 @@ class IntegerSHVC(nn.Module):
         if i < self.hp.latent_layers:
             return self._z(self._run(f"prior_z.{i - 1}", ar_input(gin, j, [latent_input(above, Z_BINS)])))
         return self._z(self._run("prior_top", ar_input(gin, j, [])))
-
-    def nets_bytes(self) -> int:
-        return sum(b.numel() * b.element_size() for b in self.buffers())
