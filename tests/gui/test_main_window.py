@@ -20,19 +20,11 @@ from shvc_gui.core.model.testing import synthetic_photo
 from shvc_gui.qt import dialogs
 from shvc_gui.qt.main_window import MainWindow
 from shvc_gui.core.sizing import human_bytes
-from shvc_gui.qt.queue_model import (CANCELLED, COL_BPD, COL_CHANGE, COL_CODEC, COL_OVERHEAD, COL_SHVC, DONE, PAUSED,
+from shvc_gui.qt.queue_model import (CANCELLED, COL_BPD, COL_CODEC, COL_OVERHEAD, COL_SHVC, DONE, PAUSED,
                                      COL_STATUS, RUNNING, SKIPPED, WAITING)
 from shvc_gui.qt.settings import Settings
 
 JOB_TIMEOUT_MS = 240_000
-
-
-@pytest.fixture
-def settings(tmp_path):
-    s = Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat))
-    s.codecs = ("png", "webp", "jxl", "flif")
-    s.auto_start = True
-    return s
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtCore import Qt, QTimer
 
 from shvc_gui.core import baselines, codec
 from shvc_gui.core.model.testing import synthetic_photo
@@ -16,17 +16,8 @@ from shvc_gui.qt.heatmap_view import NO_HEATMAP, SCALE_BPD
 from shvc_gui.qt.main_window import MainWindow
 from shvc_gui.qt.queue_model import (CANCELLED, COL_CHANGE, COL_CODEC, COL_IMAGE, COL_SHVC, COL_STATUS, DONE, GREW,
                                      KEPT, PAUSED, RUNNING, SAVED, SKIPPED)
-from shvc_gui.qt.settings import Settings
 
 JOB_TIMEOUT_MS = 240_000
-
-
-@pytest.fixture
-def settings(tmp_path):
-    s = Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat))
-    s.codecs = ("png", "webp", "jxl", "flif")
-    s.auto_start = True
-    return s
 
 
 @pytest.fixture
