@@ -122,10 +122,10 @@ def pixel_centre(hp: HParams, X: torch.Tensor, j: int) -> torch.Tensor | None:
     return X[:, 0] * MU_DEN if hp.anchor else interpolation(X, j)
 
 
-def head_input(hp: HParams, X: torch.Tensor, j: int, centre: torch.Tensor | None,
-               cond: list[torch.Tensor]) -> torch.Tensor:
-    """Input of pixel head ``j``: the known sub-images < j on the activation grid and, for ``interp``
-    models, the same minus the centre (clamped), then ``cond``; head 0 sees a constant plane."""
+def head_input(X: torch.Tensor, j: int, centre: torch.Tensor | None, cond: list[torch.Tensor]) -> torch.Tensor:
+    """Input of pixel head ``j``: the known sub-images < j on the activation grid and, for centred
+    models (``centre`` given), the same minus the centre (clamped), then ``cond``; head 0 sees a
+    constant plane."""
     n, _, _, h, w = X.shape
     if j == 0:
         parts = [torch.full((n, 1, h, w), float(ACT_DEN), device=X.device)]
@@ -238,7 +238,7 @@ class SHVC(nn.Module):
         out = []
         for j in js:
             centre = pixel_centre(self.hp, X, j)
-            params = self.x_heads[j](head_input(self.hp, X, j, centre, cond_of_j(j)), self.quantize)
+            params = self.x_heads[j](head_input(X, j, centre, cond_of_j(j)), self.quantize)
             out.append(self._x_logp(X[:, j], params, centre))
         return torch.stack(out, dim=1)
 
@@ -375,7 +375,7 @@ class IntegerSHVC(nn.Module):
             else:                                   # ArIB: sub-images after the split never see z
                 cond = [torch.zeros(n, self.hp.z_channels + 1, h, w, device=X.device)]
         if self.hp.heads:
-            out = self._run(f"x_heads.{j}", head_input(self.hp, X, j, pixel_centre(self.hp, X, j), cond))
+            out = self._run(f"x_heads.{j}", head_input(X, j, pixel_centre(self.hp, X, j), cond))
         else:
             out = self._run("x_net", ar_input(pixel_input(X), j, cond))
         return split_pixel(out, self.hp.mixtures)
