@@ -33,6 +33,7 @@ import torch.distributed as dist
 from ..core.model.hparams import HParams
 from ..core.runtime import resolve_device
 from ..core.model.shvc import SHVC
+from ..core.model.quant import keep_freed_memory
 
 LOG_FIELDS = ["step", "time_s", "pixels", "lr", "split", "bpd", "bpd_x", "bpd_z", "penalty"]
 METRICS = LOG_FIELDS[5:]
@@ -171,6 +172,8 @@ class TrainStep:
                  arib_lambda: float = 0.0, wrap=None):
         self.device, self.clip, self.arib_lambda = device, clip, arib_lambda
         self.bf16 = precision == "bf16" or (precision == "auto" and bf16_supported(device))
+        if device.type == "cpu":
+            keep_freed_memory()          # a step's temporaries are megabytes: reuse, do not re-fault, them
         self.model = SHVC(hp).to(device)
         if self.bf16:
             self.model = self.model.to(memory_format=torch.channels_last)

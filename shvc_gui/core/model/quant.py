@@ -59,13 +59,42 @@ def exact_conv_available(a: torch.Tensor, weight: torch.Tensor) -> bool:
     return backend in _EXACT_CONV_BACKENDS
 
 
+class _RoundSTE(torch.autograd.Function):
+    """round (or floor) forward, identity backward; one pass over the tensor each way."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, floor: bool) -> torch.Tensor:
+        return torch.floor(x) if floor else torch.round(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return grad, None
+
+
+class _RoundClampSTE(torch.autograd.Function):
+    """``round(x).clamp(lo, hi)`` forward; backward passes the gradient where the rounded value lies
+    in ``[lo, hi]`` (what round-STE then clamp gives), zero elsewhere."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+        r = torch.round(x)
+        ctx.save_for_backward((r >= lo) & (r <= hi))
+        return r.clamp_(lo, hi)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (inside,) = ctx.saved_tensors
+        return grad * inside, None, None
+
+
 def round_ste(x: torch.Tensor) -> torch.Tensor:
     """Round in the forward pass, identity gradient in the backward pass."""
-    return x + (torch.round(x) - x).detach()
+    return _RoundSTE.apply(x, False)
 
 
 def floor_ste(x: torch.Tensor) -> torch.Tensor:
-    return x + (torch.floor(x) - x).detach()
+    """Floor in the forward pass, identity gradient in the backward pass."""
+    return _RoundSTE.apply(x, True)
 
 
 class QConv2d(nn.Module):
@@ -96,18 +125,21 @@ class QConv2d(nn.Module):
         return self.weight.detach().abs().amax(dim=(1, 2, 3)).clamp_min(1e-8) / W_MAX
 
     def forward(self, a: torch.Tensor, quantize: bool) -> torch.Tensor:
-        """``a`` holds integer-grid values (real = a / ACT_DEN); returns integer-grid values."""
+        """``a`` holds integer-grid values (real = a / ACT_DEN); returns integer-grid values
+        ``gain * (conv(a / ACT_DEN, w) + bias) + offset``, rounded when ``quantize``, clamped for
+        hidden layers. The gain and 1/ACT_DEN are folded into the (small) weights and bias, so the
+        activations see one convolution and one rounding pass."""
         w = self.weight
         if quantize:
             s = self.weight_scale().view(-1, 1, 1, 1)
             w = round_ste(w / s).clamp(-W_MAX, W_MAX) * s
-        r = F.conv2d(a / ACT_DEN, w, self.bias, padding=self.ksize // 2).float()  # fp32 after autocast
-        out = r * self.gain.view(1, -1, 1, 1) + self.offset.view(1, -1, 1, 1)
+        w = w * (self.gain / ACT_DEN).view(-1, 1, 1, 1)
+        out = F.conv2d(a, w, self.bias * self.gain + self.offset, padding=self.ksize // 2).float()  # fp32 after autocast
+        if quantize and self.clamp:
+            return _RoundClampSTE.apply(out, float(ACT_MIN), float(ACT_MAX))
         if quantize:
-            out = round_ste(out)
-        if self.clamp:
-            out = out.clamp(ACT_MIN, ACT_MAX)
-        return out
+            return round_ste(out)
+        return out.clamp(ACT_MIN, ACT_MAX) if self.clamp else out
 
     # --- export to integers ---------------------------------------------------------------------
     def integer_params(self) -> dict:
