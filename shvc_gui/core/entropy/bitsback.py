@@ -37,7 +37,7 @@ from . import payload as pl
 from .ans import TableStack
 from .order import Group, bits_map, decode_group, encode_group
 from .parallel import Progress, default_workers, timed_streams
-from .payload import LATEST, VERSIONS, auto_streams
+from .payload import PATCH_VERSION, VERSIONS, auto_streams
 from .rans import RansStack, lanes_for
 
 CPU_NET_BATCH = 16                # patches per network call on the CPU (the unfold path slows down past it)
@@ -49,7 +49,7 @@ class Layout:
     the encoder's choice (None: chosen from the size) and are read back from the payload."""
     variant: str
     group_size: int = 64
-    version: int = LATEST
+    version: int = PATCH_VERSION
     lanes: int | None = None
     streams: int | None = None
 
@@ -57,11 +57,13 @@ class Layout:
 @dataclass(frozen=True)
 class Run:
     """What may differ between encode and decode without changing a bit: the device, patches per
-    network call (None: :func:`default_net_batch`), worker threads (None: one per stream, at most
-    torch's threads), cancellation, progress ``(done, total)`` and a ``stats`` dict that receives
-    thread-seconds (``NETWORK_SECONDS``, ``STREAM_SECONDS``)."""
+    network call (None: :func:`default_net_batch`; the whole-image coder: tiles per call), rows per
+    network tile of the whole-image coder (None: a whole band, :mod:`.whole`), worker threads
+    (None: one per stream, at most torch's threads), cancellation, progress ``(done, total)`` and a
+    ``stats`` dict that receives thread-seconds (``NETWORK_SECONDS``, ``STREAM_SECONDS``)."""
     device: str = "cpu"
     net_batch: int | None = None
+    tile_rows: int | None = None
     workers: int | None = None
     cancel: threading.Event | None = None
     progress: Callable[[int, int], None] | None = None
@@ -72,7 +74,7 @@ _LAYOUT_FIELDS = {f.name for f in fields(Layout)} - {"variant"}
 _RUN_FIELDS = {f.name for f in fields(Run)}
 
 
-def _records(layout: Layout | str, run: Run | None, options: dict) -> tuple[Layout, Run]:
+def records(layout: Layout | str, run: Run | None, options: dict) -> tuple[Layout, Run]:
     """The two records from a Layout (or a variant name) and a Run, with any of their fields given
     as keywords on top (``encode_patches(model, x, valid, "det", group_size=16)``)."""
     unknown = set(options) - _LAYOUT_FIELDS - _RUN_FIELDS
@@ -137,6 +139,8 @@ def _check(model, patches, valid, layout: Layout, run: Run):
     check_variant(model, layout.variant)
     dev = torch.device(run.device)
     net_batch = default_net_batch(dev, layout.group_size) if run.net_batch is None else run.net_batch
+    if pl.whole_image(layout.version, layout.variant):
+        raise UsageError(f"format version {layout.version} codes det images whole (entropy.whole), not in patches")
     if layout.group_size < 1 or net_batch < 1:
         raise UsageError("group_size and net_batch must be >= 1")
     p = model.hp.patch
@@ -176,7 +180,7 @@ def encode_patches(model: IntegerSHVC, patches: np.ndarray, valid: np.ndarray, l
     by ``run.workers`` threads that share torch's threads; ``layout.version`` is the format version
     whose coder writes the payload (:data:`VERSIONS`; tests write older ones); ``layout.lanes`` the
     rANS lanes of version 2 (default :func:`shvc_gui.core.entropy.rans.lanes_for`, 0: tables)."""
-    layout, run = _records(layout, run, options)
+    layout, run = records(layout, run, options)
     stats = {} if run.stats is None else run.stats
     valid, dev, net_batch = _check(model, patches, valid, layout, run)
     model = model.to(dev)
@@ -222,7 +226,7 @@ def decode_patches(model: IntegerSHVC, payload: bytes, valid: np.ndarray, layout
     """Inverse of :func:`encode_patches`: returns uint8 (N, 3, P, P), padding filled with PAD_VALUE.
     ``layout``: the variant, group size and format version of the file (its streams and lanes are
     read from the payload); ``run`` and keywords as for :func:`encode_patches`."""
-    layout, run = _records(layout, run, options)
+    layout, run = records(layout, run, options)
     stats = {} if run.stats is None else run.stats
     valid, dev, net_batch = _check(model, None, valid, layout, run)
     n = valid.shape[0]

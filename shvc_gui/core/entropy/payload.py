@@ -1,5 +1,6 @@
-"""The layout of a patch payload: how patches are cut into groups and independent streams, the seed
-under each stream, and the bytes that hold them (docs/FORMAT.md).
+"""The layout of a payload: how patches are cut into groups and independent streams, the seed
+under each stream, and the bytes that hold them (docs/FORMAT.md). Whole-image payloads (version 3,
+``det``) have the same bytes with no seed; their streams are cut by :mod:`.pyramid`.
 
 Payload (little-endian u32 words): ``count`` streams, [version >= 2: ``lanes`` of the rANS coder],
 ``count`` x (seed words cut from the bottom, stream length), then the streams back to back.
@@ -13,10 +14,17 @@ import numpy as np
 
 from ..errors import FormatError
 
-VERSIONS = (1, 2)                 # format versions whose payloads the patch coder writes and reads
-LATEST = max(VERSIONS)
+VERSIONS = (1, 2, 3)              # format versions whose payloads the coders write and read
+PATCH_VERSION = 2                 # the patch coder's newest payload (version 3 codes shvc/arib as version 2 does)
+WHOLE_VERSION = 3                 # from this version on, ``det`` payloads code the whole image (:mod:`.whole`)
 MAX_POP_BITS = 24                 # no popped symbol costs more (both coders: tables of 2^20, >= 1 each)
 STREAM_SUBPIXELS = 12_000_000     # auto_streams: about this many coded sub-pixels per stream
+
+
+def whole_image(version: int, variant: str) -> bool:
+    """Whether a payload of this format version and variant codes the whole image (:mod:`.whole`)
+    rather than patches (:mod:`.bitsback`; latent variants keep patches in every version)."""
+    return version >= WHOLE_VERSION and variant == "det"
 
 
 def groups(n: int, group_size: int) -> list[tuple[int, int]]:

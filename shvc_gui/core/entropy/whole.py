@@ -1,0 +1,206 @@
+"""Whole-image coding with the deterministic model (format version 3, variant ``det``).
+
+The image is one sub-pixel pyramid (:mod:`.pyramid`), not a grid of independent patches: each
+sub-image is predicted from everything already decoded around it, across what used to be patch
+borders, and the top of the pyramid is a handful of pixels per image.
+
+Decoding order (the encoder pushes exactly the reverse): levels coarsest first; inside a level its
+sub-images j in order (0..3 at the top, else 1..3); inside a sub-image every stream its stripe of
+rows (:func:`pyramid.stripes`), band by band (:func:`pyramid.bands`), and inside a band the channels
+0, 1, 2 (channel c's mean needs channels < c at the same position: ``shvc.channel_mean``). The pixel
+parameters are ``IntegerSHVC.pixel_params(j, X, None)`` over the level's sub-images, evaluated in
+tiles with a halo (:mod:`.halo`), so memory stays bounded and the bytes depend on neither the tile
+size nor the network batch.
+
+Streams are independent rANS stacks (or whole-table stacks for small images: the coders of
+:mod:`.rans` and :mod:`.ans` through the :class:`~.mixture.Coder` protocol). Each step (a level's
+sub-image j) runs the streams on worker threads; the next step starts when all are done, because its
+network reads sub-images < j across stripe borders. The payload is packed as a version-2 one with no
+seed (:func:`payload.pack`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import FormatError, UsageError
+from ..model.shvc import PIXEL_BINS, IntegerSHVC, channel_mean
+from ..tiling import PAD_VALUE
+from . import payload as pl
+from . import pyramid as pyr
+from .ans import TableStack
+from .bitsback import Layout, Run, check_variant, records
+from .halo import band_params, receptive_radius
+from .mixture import Mixture
+from .parallel import Progress, default_workers, timed_streams
+from .rans import RansStack, lanes_for
+
+
+@dataclass
+class ImageReport:
+    total_bits: int               # size of the payload in bits
+    initial_bits: int             # always 0: nothing is popped
+    neg_elbo_bits: float          # the model's ideal code length (the pushed bits)
+    bits_map: np.ndarray          # (H, W) float32: -log2 p(x) per pixel, channels summed
+    n_dims: int                   # coded sub-pixels (3 H W)
+
+
+@dataclass
+class EncodedImage:
+    payload: bytes
+    report: ImageReport
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One direction's settled arguments, shared by every stream and step."""
+    model: IntegerSHVC
+    streams: int
+    radius: int
+    run: Run
+    device: torch.device
+    progress: Progress
+
+    def params(self, X: torch.Tensor, j: int, a: int, b: int, stats: dict):
+        return band_params(self.model, X, j, a, b, self.radius, self.run.tile_rows, self.run.net_batch,
+                           self.device, stats, self.run.cancel)
+
+
+def _coder(lanes: int):
+    return RansStack if lanes else TableStack
+
+
+def _rows(t: torch.Tensor) -> torch.Tensor:
+    """(1, K, r, c) parameters -> (r * c, K) rows in row-major order."""
+    return t[0].permute(1, 2, 0).reshape(-1, t.shape[1])
+
+
+def _mixture(mean, ls, logit) -> Mixture:
+    return Mixture(_rows(mean), _rows(ls), _rows(logit), PIXEL_BINS)
+
+
+def _band(job: _Job, X, j, a, b, vw, stats):
+    """The parameters of sub-image j in rows [a, b), cropped to its first ``vw`` columns."""
+    logit, mu, ls, beta, centre = job.params(X, j, a, b, stats)
+    crop = (lambda t: None if t is None else t[..., :vw])
+    return crop(logit), crop(mu), crop(ls), crop(beta), crop(centre)
+
+
+def _encode_part(job: _Job, st, X, level: pyr.Level, j: int, rows, bmap: np.ndarray, stats: dict) -> None:
+    """Push sub-image j of ``level`` in the stripe ``rows`` of one stream (bands and channels backwards)."""
+    vh, vw = level.extent(j)
+    view = pyr.image_view(bmap, level, j)
+    for a, b in reversed(pyr.bands(*rows, level.cols)):
+        b = min(b, vh)
+        if a >= b or not vw:
+            continue
+        logit, mu, ls, beta, centre = _band(job, X, j, a, b, vw, stats)
+        xs = X[j, :, a:b, :vw].to(device=mu.device, dtype=torch.int64).unsqueeze(1)     # (3, 1, r, vw)
+        runs = [(xs[c].reshape(-1), _mixture(channel_mean(mu, beta, list(xs[:c]), c, exact=True, centre=centre),
+                                             ls[:, c], logit[:, c])) for c in range(3)]
+        bits = sum(st.push(sym.cpu(), m) for sym, m in reversed(runs))
+        view[a:b, :vw] = bits.view(b - a, vw).numpy()
+        job.progress.add((b - a) * vw)
+
+
+def _decode_part(job: _Job, st, X, level: pyr.Level, j: int, rows, stats: dict) -> None:
+    """Pop sub-image j of ``level`` in the stripe ``rows`` of one stream into ``X`` (in place)."""
+    vh, vw = level.extent(j)
+    for a, b in pyr.bands(*rows, level.cols):
+        b = min(b, vh)
+        if a >= b or not vw:
+            continue
+        logit, mu, ls, beta, centre = _band(job, X, j, a, b, vw, stats)
+        prev = []
+        for c in range(3):
+            mean = channel_mean(mu, beta, prev, c, exact=True, centre=centre)
+            sym, _ = st.pop(_mixture(mean, ls[:, c], logit[:, c]))
+            plane = sym.view(1, b - a, vw)
+            X[j, c, a:b, :vw] = plane[0].to(torch.uint8)
+            prev.append(plane.to(mu.device))
+        job.progress.add((b - a) * vw)
+
+
+def _steps(pyramid: list[pyr.Level]) -> list[tuple[pyr.Level, int]]:
+    """(level, sub-image) in decoding order: coarsest level first, sub-images in order."""
+    return [(level, j) for level in reversed(pyramid) for j in level.blocks]
+
+
+def _whole(layout: Layout | str) -> Layout:
+    """A variant name means the first format version that codes it whole."""
+    return Layout(layout, version=pl.WHOLE_VERSION) if isinstance(layout, str) else layout
+
+
+def _prepare(model: IntegerSHVC, layout: Layout, run: Run, total: int, streams: int) -> _Job:
+    check_variant(model, layout.variant)
+    if not pl.whole_image(layout.version, layout.variant):
+        raise UsageError(f"format version {layout.version} with variant {layout.variant!r} codes patches")
+    if model.hp.k != pyr.K:
+        raise UsageError(f"the whole-image coder needs a model with k = {pyr.K}")
+    if (run.tile_rows is not None and run.tile_rows < 1) or (run.net_batch is not None and run.net_batch < 1):
+        raise UsageError("tile_rows and net_batch must be >= 1")
+    dev = torch.device(run.device)
+    return _Job(model.to(dev), streams, receptive_radius(model), run, dev, Progress(total, run.progress))
+
+
+def _run_step(job: _Job, stats: dict, part) -> None:
+    """``part(stream, own_stats)`` for every stream on worker threads; returns when all are done."""
+    timed_streams(stats, part, list(range(job.streams)), job.run.workers or default_workers(job.streams))
+
+
+def encode_image(model: IntegerSHVC, rgb: np.ndarray, layout: Layout | str = "det", run: Run | None = None,
+                 **options) -> EncodedImage:
+    """Code a uint8 image (H, W, 3) as one pyramid. ``layout`` (:class:`~.bitsback.Layout`, or a
+    variant name; its version must code whole images, :func:`payload.whole_image`) is what the file
+    fixes: the streams (default :func:`payload.auto_streams`) and rANS lanes (default
+    :func:`~.rans.lanes_for`); ``run`` (:class:`~.bitsback.Run`) what may differ at decode (device,
+    tile rows, tiles per network call, workers, cancel, progress, stats); fields as keywords too."""
+    layout, run = records(_whole(layout), run, options)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or min(rgb.shape[:2]) < 1:
+        raise UsageError("the image must be a uint8 array of shape (H, W, 3), H and W >= 1")
+    h, w = rgb.shape[:2]
+    n_dims = 3 * h * w
+    streams = layout.streams or pl.auto_streams(n_dims)
+    lanes = lanes_for(n_dims // streams) if layout.lanes is None else layout.lanes
+    job = _prepare(model, layout, run, h * w, streams)
+    stats = {} if run.stats is None else run.stats
+    pyramid = pyr.levels(h, w)
+    images = pyr.split_all(torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1), pyramid)
+    stacks = [_coder(lanes).start(None, lanes) for _ in range(streams)]
+    bmap = np.zeros((h, w), np.float32)
+    for level, j in reversed(_steps(pyramid)):
+        X, stripes = images[level.n], pyr.stripes(level.rows, streams)
+        _run_step(job, stats, lambda s, own: _encode_part(job, stacks[s], X, level, j, stripes[s], bmap, own))
+    data = pl.pack([(0, st.finish(0)) for st in stacks], lanes, layout.version)
+    report = ImageReport(total_bits=8 * len(data), initial_bits=0,
+                         neg_elbo_bits=float(sum(st.pushed_bits for st in stacks)), bits_map=bmap, n_dims=n_dims)
+    return EncodedImage(data, report)
+
+
+def decode_image(model: IntegerSHVC, payload: bytes, height: int, width: int, layout: Layout | str = "det",
+                 run: Run | None = None, **options) -> np.ndarray:
+    """Inverse of :func:`encode_image`: the uint8 image (height, width, 3). The payload's stream
+    table is taken as it is (``codec.check_streams`` has checked it against the image size)."""
+    layout, run = records(_whole(layout), run, options)
+    count = pl.stream_count(payload)
+    lanes, words = pl.unpack(payload, count, layout.version)
+    if count < 1 or any(prefix for prefix, _ in words):
+        raise FormatError("The compressed stream is corrupt (bad stream table).")
+    job = _prepare(model, layout, run, height * width, count)
+    stats = {} if run.stats is None else run.stats
+    stacks = [_coder(lanes).resume(ws, 0, lanes) for _, ws in words]
+    cur = None
+    for level in reversed(pyr.levels(height, width)):
+        X = torch.full((pyr.BLOCKS, 3, level.rows, level.cols), PAD_VALUE, dtype=torch.uint8)
+        if not level.top:
+            X[0] = cur
+        stripes = pyr.stripes(level.rows, count)
+        for j in level.blocks:
+            _run_step(job, stats, lambda s, own: _decode_part(job, stacks[s], X, level, j, stripes[s], own))
+        cur = pyr.join(X, level)
+    for st in stacks:
+        st.check_finished(np.zeros(0, np.uint32))
+    return np.ascontiguousarray(cur.permute(1, 2, 0).numpy())
