@@ -1,13 +1,14 @@
 """Fuzz the .shvc decoder: seeded mutations of known-good files through ``codec.decompress_bytes``.
 
-    .venv/bin/python benchmarks/fuzz_decoder.py [--count 3000] [--seed 0] [--weights tests/data/trained-tiny.pt]
+    .venv/bin/python benchmarks/fuzz_decoder.py [--count 3000] [--seed 0] [--weights tests/data/trained-tiny.pt ...]
 
 Every outcome must be one of: a :class:`ShvcError` (FormatError, IntegrityError, WeightsError, ...)
 or exact pixels equal to the original's that the image writer of ``shvc decompress`` accepts. Anything else (another exception, a decode slower than
 ``--max-seconds``, a peak memory growth over ``--max-mb``) is a defect: it is listed with the seed
 input, the mutation and its index, so ``mutate(...)`` reproduces it, and the exit status is 1.
 
-Seed inputs: tests/data/golden-v1.shvc and golden-v2.shvc (model payloads of both format versions)
+Seed inputs: tests/data/golden-v1.shvc, golden-v2.shvc and golden-v3.shvc (model payloads of every
+format version: patches of the latent-variable test model, the whole image of the deterministic one)
 and two files made here whose pixels travel in the embedded lossless stream (a palette image with
 palette alpha, 16-bit grey+alpha). Mutations: raw damage (bit flips, byte overwrites, truncation,
 appended or deleted ranges: the CRCs catch these) and damage behind recomputed CRCs (header bytes,
@@ -42,7 +43,7 @@ DATA = ROOT / "tests" / "data"
 def seed_files(model) -> dict[str, tuple[bytes, image_io.LoadedImage]]:
     """{name: (.shvc bytes, the original image)}."""
     out = {}
-    for v in (1, 2):
+    for v in range(1, container.VERSION + 1):
         out[f"golden-v{v}"] = ((DATA / f"golden-v{v}.shvc").read_bytes(), image_io.load_image(DATA / f"golden-v{v}.png"))
     rgb = synthetic_photo(21, 30, seed=7)
     pal = image_io.LoadedImage(image_io.Image.fromarray(rgb).quantize(24), info={"transparency": bytes(range(0, 240, 10))})
@@ -211,10 +212,22 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def outcome(data: bytes, original: image_io.LoadedImage, model) -> str:
-    """'exact', or 'ErrorClass: category' for a clean error; raises anything else."""
+def _model_of(data: bytes, models):
+    """The model among ``models`` whose weights the file names (the first one when none does, or the
+    header cannot be read: the decoder then reports the missing weights or the damage itself)."""
     try:
-        img, _ = codec.decompress_bytes(data, model=model)
+        sha = codec.read_header(data).weights_sha256
+    except ShvcError:
+        return models[0]
+    return next((m for m in models if m.sha256 == sha), models[0])
+
+
+def outcome(data: bytes, original: image_io.LoadedImage, models) -> str:
+    """'exact', or 'ErrorClass: category' for a clean error; raises anything else. ``models``: the
+    model of the seed files, or a list of them (each file is decoded with the one it names)."""
+    models = list(models) if isinstance(models, (list, tuple)) else [models]
+    try:
+        img, _ = codec.decompress_bytes(data, model=_model_of(data, models))
     except ShvcError as exc:
         msg = str(exc)
         if "\n" in msg or not msg.strip():
@@ -232,10 +245,10 @@ def outcome(data: bytes, original: image_io.LoadedImage, model) -> str:
     return "exact"
 
 
-def run(count: int, seed: int, model, max_seconds: float, max_mb: float, log=print) -> tuple[Counter, list]:
-    seeds = seed_files(model)
+def run(count: int, seed: int, models: list, max_seconds: float, max_mb: float, log=print) -> tuple[Counter, list]:
+    seeds = seed_files(models[0])
     for data, original in seeds.values():                      # warm up: models, tables, imports
-        assert outcome(data, original, model) == "exact"
+        assert outcome(data, original, models) == "exact"
     counts, defects, slowest = Counter(), [], (0.0, "")
     names = sorted(seeds)
     for i in range(count):
@@ -244,7 +257,7 @@ def run(count: int, seed: int, model, max_seconds: float, max_mb: float, log=pri
         kind, bad = mutate(data, seed, i)
         before, t0 = _peak_mb(), time.perf_counter()
         try:
-            result = outcome(bad, original, model)
+            result = outcome(bad, original, models)
         except Exception as exc:  # noqa: BLE001 - every other outcome is a defect to report
             result = "DEFECT"
             defects.append(f"{name} {kind} #{i}: {type(exc).__name__}: {str(exc)[:200]}")
@@ -275,15 +288,16 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--count", type=int, default=3000, help="mutations to try (spread over the seed inputs)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--weights", default=str(DATA / "trained-tiny.pt"), help="the model of the golden files")
+    ap.add_argument("--weights", nargs="+", default=[str(DATA / "trained-tiny.pt"), str(DATA / "trained-tiny-det.pt")],
+                    help="the models of the golden files")
     ap.add_argument("--max-seconds", type=float, default=30.0, help="a decode slower than this is a defect")
     ap.add_argument("--max-mb", type=float, default=512.0, help="peak memory growth above this is a defect")
     ap.add_argument("--json", help="also write the counts to this file")
     args = ap.parse_args(argv)
     from shvc_gui.core.weights import load_integer_weights
-    model = load_integer_weights(Path(args.weights))
+    models = [load_integer_weights(Path(w)) for w in args.weights]
     t0 = time.perf_counter()
-    counts, defects = run(args.count, args.seed, model, args.max_seconds, args.max_mb)
+    counts, defects = run(args.count, args.seed, models, args.max_seconds, args.max_mb)
     print(f"{args.count} mutations (seed {args.seed}) in {time.perf_counter() - t0:.0f} s; "
           "kinds marked * recompute the CRCs\n")
     print(table(counts))

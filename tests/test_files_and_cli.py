@@ -30,14 +30,28 @@ def _round_trip(pil, model, **meta):
 @pytest.mark.parametrize("variant", ["arib", "shvc", "det"])
 def test_small_images_are_coded_in_small_tiles(variant, trained_model, tiny_det_model):
     """An image that fits in 32x32 is coded in a 32x32 tile (a quarter of the network work of a
-    padded 64x64 one); one pixel larger, and it takes the model's own 64x64 tiles."""
+    padded 64x64 one); one pixel larger, and it takes the model's own 64x64 tiles. The det variant
+    codes every image whole (format version 3: no patches)."""
     model = tiny_det_model if variant == "det" else trained_model
     for (h, w), patch in (((32, 20), 32), ((7, 1), 32), ((33, 20), 64)):
         pil = Image.fromarray(_rgb(h, w, seed=w))
         data, _ = codec.compress_image(image_io.LoadedImage(pil), model=model, variant=variant)
         back, header = codec.decompress_bytes(data, model=model)
-        assert header.patch == patch and np.array_equal(np.asarray(back.pil), np.asarray(pil))
+        assert np.array_equal(np.asarray(back.pil), np.asarray(pil))
+        assert (header.patch, header.n_patches) == ((0, 0) if variant == "det" else (patch, header.n_patches))
     assert model.hp.patch == 64                               # the shared model itself is untouched
+
+
+@pytest.mark.parametrize("h,w", [(1, 1), (1, 300), (300, 1), (2, 3), (63, 65), (200, 137),
+                                 pytest.param(2049, 2051, marks=pytest.mark.slow)])
+def test_whole_image_det_round_trips_at_any_size(h, w, trained_det_model):
+    """Version 3 det files: the whole image in one pyramid, odd sides, lines, more than 4 MP."""
+    pil = Image.fromarray(_rgb(h, w, seed=h + w))
+    _, back, res, header = _round_trip(pil, trained_det_model)
+    assert np.array_equal(np.asarray(back.pil), np.asarray(pil))
+    assert header.version == 3 and header.variant == "det" and header.n_patches == 0
+    assert res.bits_map.shape == (h, w) and (res.bits_map > 0).all()       # every pixel, no grid
+    assert res.bits_map.sum(dtype=np.float64) == pytest.approx(header.neg_elbo_bits, rel=1e-5)
 
 
 @pytest.mark.parametrize("h,w", [(1, 1), (1, 300), (63, 65), (200, 137), (257, 513)])
@@ -88,20 +102,36 @@ def test_metadata_kept_byte_for_byte(tmp_path, trained_model):
     assert b.exif == a.exif and b.text.get("Comment") == "kept"
 
 
-@pytest.mark.parametrize("version", [1, 2])
-def test_golden_file_still_decodes(version, trained_model):
-    """Files of every format version keep decoding (1: whole tables; 2: the rANS lanes)."""
-    img, header = codec.decompress_bytes((DATA / f"golden-v{version}.shvc").read_bytes(), model=trained_model)
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_golden_file_still_decodes(version, golden_model_of):
+    """Files of every format version keep decoding (1: whole tables; 2: the rANS lanes; 3: det
+    images whole, golden-v3 is one)."""
+    model = golden_model_of(version)
+    img, header = codec.decompress_bytes((DATA / f"golden-v{version}.shvc").read_bytes(), model=model)
     orig = image_io.load_image(DATA / f"golden-v{version}.png")
     assert np.array_equal(np.asarray(img.pil), np.asarray(orig.pil))
-    assert img.icc == orig.icc and img.text == orig.text and header.variant == "arib"
-    assert header.version == version
+    assert img.icc == orig.icc and img.text == orig.text
+    assert header.variant == ("det" if version == 3 else "arib") and header.version == version
 
 
-def test_golden_file_of_this_version_is_made_the_same_way_again(trained_model):
+def test_golden_file_of_this_version_is_made_the_same_way_again(golden_model):
     """Encoding is deterministic: the current version's golden file is reproduced byte for byte."""
-    data, _ = codec.compress_image(image_io.load_image(DATA / f"golden-v{container.VERSION}.png"), model=trained_model)
+    data, _ = codec.compress_image(image_io.load_image(DATA / f"golden-v{container.VERSION}.png"), model=golden_model)
     assert data == _golden()
+
+
+def test_version_2_det_files_still_decode(tiny_det_model):
+    """A det file of version 2 (patches) decodes after version 3 made det images whole."""
+    from shvc_gui.core.entropy import bitsback
+    rgb = _rgb(70, 45, seed=4)
+    img = image_io.LoadedImage(Image.fromarray(rgb))
+    patches, valid, grid = tiling.to_patches(rgb, 64)
+    enc = bitsback.encode_patches(tiny_det_model, patches, valid, "det", group_size=4, version=2)
+    header = container.Header(45, 70, "RGB", "model", tiny_det_model.name, tiny_det_model.sha256, "det", 64, 4,
+                              len(patches), enc.report.total_bits, 0, enc.report.neg_elbo_bits,
+                              image_io.pixel_checksum(img), version=2)
+    back, h = codec.decompress_bytes(container.write_container(header, [enc.payload, b""]), model=tiny_det_model)
+    assert h.version == 2 and np.array_equal(np.asarray(back.pil), rgb)
 
 
 def _golden():
@@ -109,7 +139,7 @@ def _golden():
 
 
 @pytest.mark.parametrize("word", [3, 200, -1, -40])
-def test_damaged_payload_with_valid_checksums_is_reported(word, tmp_path, trained_model):
+def test_damaged_payload_with_valid_checksums_is_reported(word, tmp_path, golden_model):
     """A changed word in the coded payload (CRCs recomputed, so only the coder can notice) ends in a
     one-sentence error and no output file."""
     header, streams = container.read_container(_golden())
@@ -118,7 +148,7 @@ def test_damaged_payload_with_valid_checksums_is_reported(word, tmp_path, traine
     bad = tmp_path / "bad.shvc"
     bad.write_bytes(container.write_container(header, [payload.tobytes(), streams[1]]))
     with pytest.raises((FormatError, IntegrityError)):
-        codec.decompress_file(bad, tmp_path / "out.png", model=trained_model)
+        codec.decompress_file(bad, tmp_path / "out.png", model=golden_model)
     assert not (tmp_path / "out.png").exists()
 
 
@@ -133,9 +163,9 @@ def test_damaged_payload_with_valid_checksums_is_reported(word, tmp_path, traine
     (lambda d: d[:-5] + bytes([d[-5] ^ 1]) + d[-4:], "corrupt"),
     (lambda d: d[:4] + b"\x09\x00" + d[6:], "newer"),
 ])
-def test_bad_files_give_one_sentence(damage, message, trained_model):
+def test_bad_files_give_one_sentence(damage, message, golden_model):
     with pytest.raises(FormatError, match=message):
-        codec.decompress_bytes(damage(_golden()), model=trained_model)
+        codec.decompress_bytes(damage(_golden()), model=golden_model)
 
 
 def test_missing_weights_and_huge_header():
@@ -146,13 +176,13 @@ def test_missing_weights_and_huge_header():
         container.read_header(container.write_container(h, []))
 
 
-def test_pixel_crc_mismatch_writes_nothing(tmp_path, trained_model):
+def test_pixel_crc_mismatch_writes_nothing(tmp_path, golden_model):
     header, streams = container.read_container(_golden())
     header.pixel_crc ^= 1
     bad = tmp_path / "bad.shvc"
     bad.write_bytes(container.write_container(header, streams))
     with pytest.raises(IntegrityError):
-        codec.decompress_file(bad, tmp_path / "out.png", model=trained_model)
+        codec.decompress_file(bad, tmp_path / "out.png", model=golden_model)
     assert not (tmp_path / "out.png").exists()
 
 

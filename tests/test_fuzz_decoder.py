@@ -19,7 +19,7 @@ fuzz = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fuzz)
 
 SEED = 17
-COUNT = 240                     # spread evenly over the four seed inputs (about 40 s of one core)
+COUNT = 250                     # spread evenly over the five seed inputs (about 40 s of one core)
 QUICK = 40                      # the quick run (`pytest -m "not slow"`) takes the first QUICK of them
 MAX_GROWTH_MB = 256             # peak resident memory may not grow more than this in one decode
 
@@ -29,19 +29,26 @@ def seeds(trained_model):
     return fuzz.seed_files(trained_model)
 
 
-def test_seed_inputs_decode_exactly(seeds, trained_model):
+@pytest.fixture(scope="module")
+def models(trained_model, trained_det_model):
+    """The models of the golden files (versions 1-2: patches, latent; version 3: whole image, det)."""
+    return [trained_model, trained_det_model]
+
+
+def test_seed_inputs_decode_exactly(seeds, models):
+    assert "golden-v3" in seeds
     for data, original in seeds.values():
-        assert fuzz.outcome(data, original, trained_model) == "exact"
+        assert fuzz.outcome(data, original, models) == "exact"
 
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("index", [i if i < QUICK else pytest.param(i, marks=pytest.mark.slow) for i in range(COUNT)])
-def test_mutation_is_a_clean_error_or_exact_pixels(index, seeds, trained_model):
+def test_mutation_is_a_clean_error_or_exact_pixels(index, seeds, models):
     name = sorted(seeds)[index % len(seeds)]
     data, original = seeds[name]
     kind, bad = fuzz.mutate(data, SEED, index)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    result = fuzz.outcome(bad, original, trained_model)            # raises on any other outcome
+    result = fuzz.outcome(bad, original, models)                   # raises on any other outcome
     grew_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert grew_mb < MAX_GROWTH_MB, f"{name} {kind}: peak memory grew by {grew_mb:.0f} MB ({result})"
 

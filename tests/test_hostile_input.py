@@ -18,7 +18,7 @@ from PIL import Image
 
 from shvc_gui import cli
 from shvc_gui.core import codec, container, image_io
-from shvc_gui.core.entropy import bitsback
+from shvc_gui.core.entropy import bitsback, whole
 from shvc_gui.core.entropy import payload as layout
 from shvc_gui.core.errors import FormatError, IntegrityError
 from shvc_gui.core.model.testing import synthetic_photo
@@ -65,6 +65,7 @@ def no_decoding(monkeypatch):
     def refuse(*a, **k):
         raise AssertionError("the payload was decoded although the file could be refused at once")
     monkeypatch.setattr(bitsback, "decode_patches", refuse)
+    monkeypatch.setattr(whole, "decode_image", refuse)
 
 
 def test_claimed_size_beyond_the_payload_fails_at_once(trained_model, no_decoding):
@@ -125,6 +126,64 @@ def test_impossible_payload_tables_fail_before_decoding(damage, message, trained
     header, (payload, fallback) = container.read_container(_golden())
     with pytest.raises(FormatError, match=message):
         codec.decompress_bytes(container.write_container(header, damage(payload, fallback)), model=trained_model)
+
+
+# --- issue 20: version 3 (det images whole) -------------------------------------------------------------
+def test_version_3_claimed_size_beyond_the_payload_fails_at_once(trained_det_model, no_decoding):
+    """The whole-image payload has no patches: the claimed size is held to the stream count and lanes."""
+    for w, h in [(1024, 1024), (4167, 2880)]:
+        with pytest.raises(FormatError, match="stream count|lane count"):
+            codec.decompress_bytes(_rewrite(_golden(3), width=w, height=h), model=trained_det_model)
+
+
+@pytest.mark.parametrize("lanes", [0, 1, 31, 64, 4096, 1 << 31])
+def test_version_3_lane_counts_the_encoder_never_writes_are_corrupt(lanes, trained_det_model, no_decoding):
+    header, (payload, fallback) = container.read_container(_golden(3))
+    bad = payload[:4] + struct.pack("<I", lanes) + payload[8:]
+    with pytest.raises(FormatError, match="lane count"):
+        codec.decompress_bytes(container.write_container(header, [bad, fallback]), model=trained_det_model)
+
+
+@pytest.mark.parametrize("damage,message", [
+    (lambda p, f: [struct.pack("<I", 2) + p[4:], f], "stream count"),
+    (lambda p, f: [struct.pack("<I", 0) + p[4:], f], "stream count"),
+    (lambda p, f: [p, b"SFB1 unexpected"], "do not fit its coding method"),
+    (lambda p, f: [b"", f], "do not fit its coding method"),
+    (lambda p, f: [p[:12], f], "truncated"),
+    (lambda p, f: [p + b"\0\0\0\0", f], "do not add up"),
+    (lambda p, f: [p[:8] + struct.pack("<I", 1) + p[12:], f], "seed length"),      # det pops nothing
+    (lambda p, f: [p[:12] + struct.pack("<I", 3) + p[16:], f], "do not add up"),
+])
+def test_version_3_impossible_payload_tables_fail_before_decoding(damage, message, trained_det_model, no_decoding):
+    header, (payload, fallback) = container.read_container(_golden(3))
+    with pytest.raises(FormatError, match=message):
+        codec.decompress_bytes(container.write_container(header, damage(payload, fallback)), model=trained_det_model)
+
+
+@pytest.mark.parametrize("fields", [dict(patch=64), dict(group_size=64), dict(n_patches=45),
+                                    dict(version=2), dict(version=1)])
+def test_version_3_det_file_with_a_patch_layout_or_relabelled_is_corrupt(fields, trained_det_model, no_decoding):
+    """A whole-image file claims no patches; relabelled as an older version (the version has no CRC)
+    its payload is refused before decoding, not read as patches."""
+    with pytest.raises(FormatError, match="corrupt"):
+        codec.decompress_bytes(_rewrite(_golden(3), **fields), model=trained_det_model)
+
+
+def test_latent_payloads_are_the_same_in_versions_2_and_3(trained_model):
+    """Only det payloads changed in version 3: a version-2 arib file relabelled version 3 decodes."""
+    img, header = codec.decompress_bytes(_rewrite(_golden(2), version=3), model=trained_model)
+    assert header.version == 3 and img.same_pixels(image_io.load_image(DATA / "golden-v2.png"))
+
+
+def test_version_3_damaged_words_are_reported(trained_det_model):
+    header, (payload, fallback) = container.read_container(_golden(3))
+    words = np.frombuffer(payload, "<u4")
+    for i in [4, 5, len(words) // 2, len(words) - 1, len(words) - 70]:
+        bad = words.copy()
+        bad[i] ^= 0x00100400
+        with pytest.raises((FormatError, IntegrityError)):
+            codec.decompress_bytes(container.write_container(header, [bad.tobytes(), fallback]),
+                                   model=trained_det_model)
 
 
 # --- 4: the embedded stream's own size is read before it is decoded ----------------------------------

@@ -243,15 +243,15 @@ def test_encode_on_one_path_decode_on_the_other(variant, trained_model, tiny_det
     assert np.array_equal(decode_patches(model, enc32.payload, valid, variant, group_size=16, net_batch=8), x)
 
 
-def test_golden_file_decodes_and_encodes_the_same_on_int8(trained_model, path):
+def test_golden_file_decodes_and_encodes_the_same_on_int8(golden_model, path):
     """The golden file was made on the float32 path; the int8 path reads it and makes it again."""
     from shvc_gui.core import container
     path("int8")
     golden = (DATA / f"golden-v{container.VERSION}.shvc").read_bytes()
-    img, _ = codec.decompress_bytes(golden, model=trained_model, batch_size=5)
+    img, _ = codec.decompress_bytes(golden, model=golden_model, batch_size=5)
     orig = image_io.load_image(DATA / f"golden-v{container.VERSION}.png")
     assert np.array_equal(img.pixels, orig.pixels)
-    data, _ = codec.compress_image(orig, model=trained_model)
+    data, _ = codec.compress_image(orig, model=golden_model)
     assert data == golden
 
 

@@ -66,7 +66,7 @@ def channels_of(mode: str) -> int:
 def compress_image(img: LoadedImage, *, model=None, variant: str | None = None, device: str = "auto",
                    batch_size: int | None = None, progress: ProgressCallback | None = None,
                    cancel: threading.Event | None = None, original_bytes: int = 0) -> tuple[bytes, CompressResult]:
-    from .entropy import bitsback
+    from .entropy import bitsback, payload, whole
     from .weights import load_model
     configure_threads()
     t0 = time.perf_counter()
@@ -83,19 +83,24 @@ def compress_image(img: LoadedImage, *, model=None, variant: str | None = None, 
         if model is None:
             model = load_model(variant=variant)
         variant = variant or default_variant(model.hp)
-        group = batch_size or DEFAULT_GROUP
-        model = model_for_size(model, w, h)
-        patches, valid, grid = tiling.to_patches(rgb, model.hp.patch)
-        enc = bitsback.encode_patches(
-            model, patches, valid, bitsback.Layout(variant, group, container.VERSION),
-            bitsback.Run(resolve_device(device), batch_size, cancel=cancel,
-                         progress=lambda d, n: emit(progress, "compress", d, n, f"patch {d}/{n}")))
+        whole_image = payload.whole_image(container.VERSION, variant)
+        run = bitsback.Run(resolve_device(device), batch_size, cancel=cancel,
+                           progress=_coder_progress(progress, "compress", whole_image))
+        if whole_image:
+            enc = whole.encode_image(model, rgb, bitsback.Layout(variant, version=container.VERSION), run)
+            bits_map = enc.report.bits_map
+        else:
+            group = batch_size or DEFAULT_GROUP
+            model = model_for_size(model, w, h)
+            patches, valid, grid = tiling.to_patches(rgb, model.hp.patch)
+            enc = bitsback.encode_patches(model, patches, valid, bitsback.Layout(variant, group, container.VERSION),
+                                          run)
+            header.patch, header.group_size, header.n_patches = model.hp.patch, group, len(patches)
+            bits_map = tiling.from_patches(enc.report.bits_map[:, None], valid, grid, h, w)[..., 0]
         r = enc.report
         header.model_id, header.weights_sha256, header.variant = model.name, model.sha256, variant
-        header.patch, header.group_size, header.n_patches = model.hp.patch, group, len(patches)
         header.total_bits, header.initial_bits, header.neg_elbo_bits = r.total_bits, r.initial_bits, r.neg_elbo_bits
         streams[0] = enc.payload
-        bits_map = tiling.from_patches(r.bits_map[:, None], valid, grid, h, w)[..., 0]
         model_bpd, elbo = r.total_bits / r.n_dims, r.neg_elbo_bits / r.n_dims
     check_cancel(cancel, "Compression")
     data = container.write_container(header, streams)
@@ -103,6 +108,13 @@ def compress_image(img: LoadedImage, *, model=None, variant: str | None = None, 
                             modes.bits_per_dimension(len(data), img.mode, w, h), model_bpd, header.initial_bits, elbo,
                             time.perf_counter() - t0, bits_map)
     return data, result
+
+
+def _coder_progress(progress, stage: str, whole_image: bool):
+    """The coder's (done, total) as progress events: pixels of a whole image (version 3 ``det``),
+    else patches."""
+    unit = "pixel" if whole_image else "patch"
+    return lambda d, n: emit(progress, stage, d, n, f"{unit} {d}/{n}")
 
 
 def model_for_size(model, w: int, h: int):
@@ -132,6 +144,24 @@ def _expected_streams(header: container.Header, n_dims: int) -> int:
     return payload.auto_streams(n_dims)
 
 
+def _stream_bounds(header: container.Header, n_dims: int, pop_bound) -> list[int | None]:
+    """The most seed words each sub-stream may start from, one entry per sub-stream the encoder
+    wrote (None: not known without the model). Whole images (version 3 ``det``) pop nothing and
+    have no patches; patch payloads have the patch grid of the image."""
+    from .entropy import payload as layout
+    if layout.whole_image(header.version, header.variant):
+        if (header.patch, header.group_size, header.n_patches) != (0, 0, 0):
+            raise FormatError("The file is corrupt (its patch layout does not fit the image).")
+        return [0] * layout.auto_streams(n_dims)
+    if header.group_size < 1 or header.variant not in VARIANTS or header.patch < 1:
+        raise FormatError("The file is corrupt (bad coding parameters).")
+    grid = tiling.grid_of(header.height, header.width, header.patch)
+    if header.n_patches != grid[0] * grid[1]:
+        raise FormatError("The file is corrupt (its patch layout does not fit the image).")
+    ranges = layout.stream_ranges(header.n_patches, _expected_streams(header, n_dims), header.group_size)
+    return [None if pop_bound is None else pop_bound(b - a) for a, b in ranges]
+
+
 def check_streams(header: container.Header, streams: list[bytes], pop_bound=None) -> None:
     """Refuse, before any decoding, streams that cannot hold what the header claims: the two streams
     of its method (an unused one empty), and a model payload whose sub-stream count and rANS lanes
@@ -146,21 +176,17 @@ def check_streams(header: container.Header, streams: list[bytes], pop_bound=None
         raise FormatError("The file is corrupt (its streams do not fit its coding method).")
     if not model_used:
         return
-    from .entropy import payload as layout
     from .entropy.rans import MAX_LANES, lanes_for
-    if header.group_size < 1 or header.variant not in VARIANTS or header.patch < 1:
+    if header.variant not in VARIANTS:
         raise FormatError("The file is corrupt (bad coding parameters).")
-    grid = tiling.grid_of(header.height, header.width, header.patch)
-    if header.n_patches != grid[0] * grid[1]:
-        raise FormatError("The file is corrupt (its patch layout does not fit the image).")
+    n_dims = 3 * header.width * header.height
+    bounds = _stream_bounds(header, n_dims, pop_bound)
     words = np.frombuffer(payload[:len(payload) - len(payload) % 4], "<u4")
     head = 2 if header.version >= 2 else 1
     if len(payload) % 4 or len(words) < head:
         raise FormatError("The compressed stream is truncated.")
-    n_dims = 3 * header.width * header.height
-    ranges = layout.stream_ranges(header.n_patches, _expected_streams(header, n_dims), header.group_size)
     count = int(words[0])
-    if count != len(ranges):
+    if count != len(bounds):
         raise FormatError("The file is corrupt (its compressed stream count does not fit the image).")
     if len(words) < head + 2 * count:
         raise FormatError("The compressed stream is truncated.")
@@ -170,7 +196,7 @@ def check_streams(header: container.Header, streams: list[bytes], pop_bound=None
         raise FormatError("The file is corrupt (its rANS lane count does not fit the image).")
     if int(table[:, 1].sum()) != len(words) - head - 2 * count or (table[:, 1] < 2 * lanes).any():
         raise FormatError("The compressed stream is truncated or corrupt (stream lengths do not add up).")
-    if pop_bound is not None and any(int(p) > pop_bound(b - a) for p, (a, b) in zip(table[:, 0], ranges)):
+    if any(bound is not None and int(p) > bound for p, bound in zip(table[:, 0], bounds)):
         raise FormatError("The compressed stream is corrupt (impossible seed length).")
 
 
@@ -182,23 +208,7 @@ def decompress_bytes(data: bytes, *, model=None, device: str = "auto", batch_siz
     check_streams(header, streams)
     rgb = None
     if header.method in modes.MODEL_METHODS:
-        from .entropy import bitsback, payload
-        m = _model_for(header, model)
-        if header.patch == SMALL_PATCH and m.hp.patch > SMALL_PATCH:
-            m = model_for_size(m, header.width, header.height)
-        if m.hp.patch != header.patch:
-            raise FormatError("The file is corrupt (its patch layout does not fit the image).")
-        check_streams(header, streams, lambda n: payload.pop_bound(m.hp, n, header.variant))
-        valid = tiling.valid_extents(header.height, header.width, header.patch)
-        try:
-            patches = bitsback.decode_patches(
-                m, streams[0], valid, bitsback.Layout(header.variant, header.group_size, header.version),
-                bitsback.Run(resolve_device(device), batch_size, cancel=cancel,
-                             progress=lambda d, n: emit(progress, "decompress", d, n, f"patch {d}/{n}")))
-        except ValueError as exc:
-            raise FormatError(f"The file is corrupt ({exc}).") from None
-        rgb = tiling.from_patches(patches, valid, tiling.grid_of(header.height, header.width, header.patch),
-                                  header.height, header.width)
+        rgb = _decode_pixels(header, streams, model, device, batch_size, progress, cancel)
     try:
         img = image_io.join_after_decoding(rgb, streams[1] or None, header.method, header=header)
     except (OSError, ValueError, SyntaxError) as exc:
@@ -209,6 +219,31 @@ def decompress_bytes(data: bytes, *, model=None, device: str = "auto", batch_siz
         raise IntegrityError("Decoding finished but the pixels do not match the checksum stored in the file; "
                              "nothing was written.")
     return img, header
+
+
+def _decode_pixels(header: container.Header, streams: list[bytes], model, device, batch_size, progress,
+                   cancel) -> np.ndarray:
+    """The RGB pixels (H, W, 3) of a model payload: the whole image (version 3 ``det``) or patches."""
+    from .entropy import bitsback, payload, whole
+    m = _model_for(header, model)
+    layout = bitsback.Layout(header.variant, header.group_size, header.version)
+    whole_image = payload.whole_image(header.version, header.variant)
+    run = bitsback.Run(resolve_device(device), batch_size, cancel=cancel,
+                       progress=_coder_progress(progress, "decompress", whole_image))
+    try:
+        if whole_image:
+            return whole.decode_image(m, streams[0], header.height, header.width, layout, run)
+        if header.patch == SMALL_PATCH and m.hp.patch > SMALL_PATCH:
+            m = model_for_size(m, header.width, header.height)
+        if m.hp.patch != header.patch:
+            raise FormatError("The file is corrupt (its patch layout does not fit the image).")
+        check_streams(header, streams, lambda n: payload.pop_bound(m.hp, n, header.variant))
+        valid = tiling.valid_extents(header.height, header.width, header.patch)
+        patches = bitsback.decode_patches(m, streams[0], valid, layout, run)
+    except ValueError as exc:
+        raise FormatError(f"The file is corrupt ({exc}).") from None
+    return tiling.from_patches(patches, valid, tiling.grid_of(header.height, header.width, header.patch),
+                               header.height, header.width)
 
 
 def read_header(path_or_bytes) -> container.Header:

@@ -15,8 +15,11 @@ from shvc_gui.core.model.testing import synthetic_photo
 from shvc_gui.core.weights import load_integer_weights
 
 HERE = Path(__file__).parent
-# Version 1: 70x37 (whole tables). Version 2: large enough for the rANS lanes (>= 32 x 4096 sub-pixels).
+# Version 1: 70x37 (whole tables). Versions 2 and 3: large enough for the rANS lanes (>= 32 x 4096 sub-pixels).
 SIZE = (288, 160)
+# Versions 1 and 2: the latent-variable test model (variant arib, patches). Version 3: the deterministic
+# one (variant det, the whole image in one pyramid).
+MODEL = {1: "trained-tiny.pt", 2: "trained-tiny.pt", 3: "trained-tiny-det.pt"}
 
 if __name__ == "__main__":
     name = f"golden-v{container.VERSION}"
@@ -24,5 +27,5 @@ if __name__ == "__main__":
     info.add_itxt("Title", "shvc golden image")
     Image.fromarray(synthetic_photo(SIZE[1], SIZE[0], seed=42)).save(HERE / f"{name}.png", pnginfo=info,
                                                                      icc_profile=b"not-a-real-icc")
-    model = load_integer_weights(HERE / "trained-tiny.pt")
+    model = load_integer_weights(HERE / MODEL[container.VERSION])
     codec.compress_file(HERE / f"{name}.png", HERE / f"{name}.shvc", model=model, force=True)

@@ -168,7 +168,7 @@ def encode_image(model: IntegerSHVC, rgb: np.ndarray, layout: Layout | str = "de
     job = _prepare(model, layout, run, h * w, streams)
     stats = {} if run.stats is None else run.stats
     pyramid = pyr.levels(h, w)
-    images = pyr.split_all(torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1), pyramid)
+    images = pyr.split_all(torch.from_numpy(np.require(rgb, requirements=["C", "W"])).permute(2, 0, 1), pyramid)
     stacks = [_coder(lanes).start(None, lanes) for _ in range(streams)]
     bmap = np.zeros((h, w), np.float32)
     for level, j in reversed(_steps(pyramid)):
