@@ -94,7 +94,7 @@ class ShvcViewer(QMainWindow):
             "Bits per dimension": f"{d['bpd']:.4f}", "Coded by": _method_text(self.header),
             "Model": d["model"] or "—", "Weights sha256": (d["weights_sha256"] or "—")[:16],
             "Variant": d["variant"] or "—", "Patches": f"{d['patches']} of {d['patch']}×{d['patch']}"
-            if d["patches"] else "—",
+            if d["patches"] else ("none: the whole image" if d["payload_bits"] else "—"),
             "Initial bits": _overhead_text(self.header, d["bytes"]),
             "Model's ideal size": f"{d['model_ideal_bits'] / 8:,.0f} bytes" if d["payload_bits"] else "—",
             "Original format": d["source_format"] or "—", "Format version": str(d["format_version"]),
