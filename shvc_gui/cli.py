@@ -39,12 +39,13 @@ def _bar(total: int, desc: str):
     if not sys.stderr.isatty():
         return None
     from tqdm import tqdm
-    return tqdm(total=total, desc=desc, unit="patch", leave=False, dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, unit="patch", unit_scale=True, leave=False, dynamic_ncols=True)
 
 
 def _progress(bar):
     def cb(ev):
         if bar is not None and ev.stage in ("compress", "decompress"):
+            bar.unit = (ev.message or bar.unit).split(" ")[0]          # "patch 3/20" or "pixel 4096/1000000"
             bar.total = ev.total
             bar.n = ev.done
             bar.refresh()
@@ -207,7 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                         help="where the networks run; auto: the GPU when there is one (never changes the bytes)")
         sp.add_argument("--batch-size", type=int, default=None,
-                        help="patches coded together in one group (default: 64)")
+                        help="latent variants: patches coded together in one group, recorded in the file "
+                             "(default: 64); det: network tiles per call (never changes the bytes)")
         sp.add_argument("--weights", help="a weights .pt file instead of the shipped model (default: the "
                                           "shipped model, weights/manifest.json)")
 
