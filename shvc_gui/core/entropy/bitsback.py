@@ -116,7 +116,7 @@ def default_net_batch(device: torch.device, group_size: int) -> int:
     return group_size if device.type == "cuda" else min(group_size, CPU_NET_BATCH)
 
 
-def _stack_class(version: int, lanes: int):
+def stack_class(version: int, lanes: int):
     """Version 1: whole tables (constriction). Version 2: the pointwise rANS lanes, or whole
     tables for a stream too small for lanes (``lanes`` 0)."""
     return RansStack if version >= 2 and lanes else TableStack
@@ -156,7 +156,7 @@ def _encode_stream(job: _Job, x_all: torch.Tensor, valid: torch.Tensor, stats: d
     model, variant, p = job.model, job.layout.variant, job.model.hp.patch
     n = x_all.shape[0]
     seed = pl.seed_words(pl.pop_bound(model.hp, n, variant)) if variant != "det" else None
-    st = _stack_class(job.layout.version, job.lanes).start(seed, job.lanes)
+    st = stack_class(job.layout.version, job.lanes).start(seed, job.lanes)
     bmap = np.zeros((n, p, p), dtype=np.float32)
     for a, b in pl.groups(n, job.layout.group_size):
         grp = Group(model, st, valid[a:b], p, job.net_batch, job.device, stats, job.cancel)
@@ -208,7 +208,7 @@ def _decode_stream(job: _Job, words: np.ndarray, prefix: int, valid: torch.Tenso
     seed_len = pl.pop_bound(model.hp, n, variant)
     if prefix > seed_len:
         raise FormatError("The compressed stream is corrupt (impossible seed length).")
-    st = _stack_class(job.layout.version, job.lanes).resume(words, prefix, job.lanes)
+    st = stack_class(job.layout.version, job.lanes).resume(words, prefix, job.lanes)
     out = np.empty((n, 3, p, p), dtype=np.uint8)
     for a, b in reversed(pl.groups(n, job.layout.group_size)):
         grp = Group(model, st, valid[a:b], p, job.net_batch, job.device, stats, job.cancel)

@@ -31,12 +31,11 @@ from ..model.shvc import PIXEL_BINS, IntegerSHVC, channel_mean
 from ..tiling import PAD_VALUE
 from . import payload as pl
 from . import pyramid as pyr
-from .ans import TableStack
-from .bitsback import Layout, Run, check_variant, records
+from .bitsback import Layout, Run, check_variant, records, stack_class
 from .halo import band_params, receptive_radius
 from .mixture import Mixture
 from .parallel import Progress, default_workers, timed_streams
-from .rans import RansStack, lanes_for
+from .rans import lanes_for
 
 
 @dataclass
@@ -67,10 +66,6 @@ class _Job:
     def params(self, X: torch.Tensor, j: int, a: int, b: int, stats: dict):
         return band_params(self.model, X, j, a, b, self.radius, self.run.tile_rows, self.run.net_batch,
                            self.device, stats, self.run.cancel)
-
-
-def _coder(lanes: int):
-    return RansStack if lanes else TableStack
 
 
 def _rows(t: torch.Tensor) -> torch.Tensor:
@@ -169,7 +164,7 @@ def encode_image(model: IntegerSHVC, rgb: np.ndarray, layout: Layout | str = "de
     stats = {} if run.stats is None else run.stats
     pyramid = pyr.levels(h, w)
     images = pyr.split_all(torch.from_numpy(np.require(rgb, requirements=["C", "W"])).permute(2, 0, 1), pyramid)
-    stacks = [_coder(lanes).start(None, lanes) for _ in range(streams)]
+    stacks = [stack_class(layout.version, lanes).start(None, lanes) for _ in range(streams)]
     bmap = np.zeros((h, w), np.float32)
     for level, j in reversed(_steps(pyramid)):
         X, stripes = images[level.n], pyr.stripes(level.rows, streams)
@@ -191,7 +186,7 @@ def decode_image(model: IntegerSHVC, payload: bytes, height: int, width: int, la
         raise FormatError("The compressed stream is corrupt (bad stream table).")
     job = _prepare(model, layout, run, height * width, count)
     stats = {} if run.stats is None else run.stats
-    stacks = [_coder(lanes).resume(ws, 0, lanes) for _, ws in words]
+    stacks = [stack_class(layout.version, lanes).resume(ws, 0, lanes) for _, ws in words]
     cur = None
     for level in reversed(pyr.levels(height, width)):
         X = torch.full((pyr.BLOCKS, 3, level.rows, level.cols), PAD_VALUE, dtype=torch.uint8)
