@@ -126,3 +126,59 @@ def test_torchrun_two_cpu_processes(tmp_path, corpus):
                        capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     assert load_checkpoint(tmp_path / "ddp" / "checkpoint.pt")["step"] == 2
+
+
+@pytest.mark.parametrize("quantize", [False, True])
+def test_grown_model_computes_what_the_trained_one_did(quantize):
+    """Wider heads and a wider first window start from exactly the trained model's loss, and then
+    train the new units (their outgoing weights leave zero)."""
+    from shvc_gui.core.model.hparams import HParams
+    from shvc_gui.core.model.shvc import SHVC
+    from shvc_gui.train.grow import grow_state
+    from shvc_gui.train.loop import TrainStep
+    old = HParams(patch=32, latent_layers=0, width=12, depth=3, mixtures=2, heads=True, interp=True, kernel=3)
+    new = HParams(patch=32, latent_layers=0, width=20, depth=3, mixtures=2, heads=True, interp=True, kernel=5)
+    x = torch.stack([torch.from_numpy(synthetic_photo(32, 32, seed=s)).permute(2, 0, 1) for s in range(4)])
+    step = TrainStep(old, lr=3e-3, quantize=quantize)
+    for _ in range(5):                            # trained a little: no weight is at its initial value
+        step(x)
+    small = step.model.eval()
+    big = SHVC(new)
+    big.load_state_dict(grow_state(small.state_dict(), old, new))
+    big.quantize = quantize
+    with torch.no_grad():
+        assert float(big.loss(x)["bpd"]) == pytest.approx(float(small.loss(x)["bpd"]), abs=1e-5)
+    assert sum(p.numel() for p in big.parameters()) > 1.5 * sum(p.numel() for p in small.parameters())
+    grown = TrainStep(new, lr=3e-3, quantize=quantize)
+    grown.model.load_state_dict(big.state_dict())
+    hidden = grown.model.x_heads[1].layers[1].weight
+    assert (hidden[:, 12:] == 0).all()
+    before = float(grown(x)["bpd"])
+    for _ in range(3):
+        after = grown(x)["bpd"]
+    assert after < before and (hidden[:, 12:] != 0).any()
+
+
+def test_growth_refuses_what_it_cannot_preserve():
+    from shvc_gui.core.model.hparams import HParams
+    from shvc_gui.core.model.shvc import SHVC
+    from shvc_gui.train.grow import grow_state
+    old = HParams(patch=32, latent_layers=0, width=12, depth=3, mixtures=2, heads=True, interp=True)
+    for bad in (dict(depth=4), dict(mixtures=3), dict(width=8), dict(interp=False)):
+        with pytest.raises(ValueError):
+            grow_state(SHVC(old).state_dict(), old, HParams(**{**old.to_dict(), **bad}))
+
+
+def test_cli_init_grows_a_checkpoint_and_carries_its_pixels(tmp_path, corpus):
+    from shvc_gui.train import loop
+    small, big = tmp_path / "small", tmp_path / "big"
+    heads = ["--latent-layers", "0", "--heads", "1", "--interp", "1", "--width", "8", "--depth", "3",
+             "--mixtures", "2", "--crop", "32", "--batch", "4", "--warmup", "2", "--no-progress", "--val-crops", "4",
+             "--corpus", str(corpus)]
+    assert loop.main(["--out", str(small), "--steps", "3"] + heads) == 0
+    assert loop.main(["--out", str(big), "--steps", "2", "--init", str(small / "checkpoint.pt"), "--width", "16",
+                      "--kernel", "5", "--corpus", str(corpus), "--crop", "32", "--batch", "4", "--no-progress",
+                      "--val-crops", "4"]) == 0
+    st = load_checkpoint(big / "checkpoint.pt")
+    assert st["hparams"]["width"] == 16 and st["hparams"]["kernel"] == 5 and st["hparams"]["heads"]
+    assert st["step"] == 2 and st["pixels"] == 5 * 4 * 32 * 32

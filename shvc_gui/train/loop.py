@@ -34,6 +34,7 @@ from ..core.model.hparams import HParams
 from ..core.runtime import resolve_device
 from ..core.model.shvc import SHVC
 from ..core.model.quant import keep_freed_memory
+from .grow import grow_state
 
 LOG_FIELDS = ["step", "time_s", "pixels", "lr", "split", "bpd", "bpd_x", "bpd_z", "penalty"]
 METRICS = LOG_FIELDS[5:]
@@ -44,7 +45,9 @@ def parse_args(argv):
     p.add_argument("--corpus", default="data/corpus", help="folder written by `shvc train corpus`")
     p.add_argument("--out", required=True, help="run folder (checkpoint.pt, log.csv)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    p.add_argument("--init", help="start from the model weights of this checkpoint (new optimizer)")
+    p.add_argument("--init", help="start from the model weights of this checkpoint (new optimizer, new step "
+                   "count; pixels and seconds carry on); model options given here may widen it (--width, "
+                   "--kernel: a function-preserving growth, train/grow.py)")
     p.add_argument("--steps", type=int, default=20000, help="total optimizer steps of the schedule")
     p.add_argument("--batch", type=int, default=16, help="crops per step (per process)")
     p.add_argument("--crop", type=int, default=64)
@@ -289,7 +292,8 @@ def main(argv=None) -> int:
         hp = HParams.from_dict(state["hparams"])
     elif args.init:
         init = load_checkpoint(Path(args.init))
-        hp = HParams.from_dict(init["hparams"])
+        init_hp = HParams.from_dict(init["hparams"])
+        hp = hparams_from_args(args, base=init_hp)
     else:
         hp = hparams_from_args(args)
     torch.manual_seed(args.seed)
@@ -298,8 +302,11 @@ def main(argv=None) -> int:
         trainer.load_state(state)
         trainer.model.quantize = args.quantize or state.get("quantize", False)
     elif args.init:
-        trainer.model.load_state_dict(init["ema"])
-        trainer.ema.load_state_dict(init["ema"])
+        weights = grow_state(init["ema"], init_hp, hp, args.seed) if hp != init_hp else init["ema"]
+        trainer.model.load_state_dict(weights)
+        trainer.ema.load_state_dict(weights)
+        trainer.model.quantize = args.quantize or init.get("quantize", False)
+        trainer.pixels, trainer.seconds = init.get("pixels", 0), init.get("seconds", 0.0)   # the curve goes on
     train_imgs = [im for im in load_images(Path(args.corpus), "train") if min(im.shape[:2]) >= args.crop]
     if not train_imgs:
         raise SystemExit(f"shvc train run: no training image of at least {args.crop}x{args.crop} in {args.corpus}")
