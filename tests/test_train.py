@@ -182,3 +182,7 @@ def test_cli_init_grows_a_checkpoint_and_carries_its_pixels(tmp_path, corpus):
     st = load_checkpoint(big / "checkpoint.pt")
     assert st["hparams"]["width"] == 16 and st["hparams"]["kernel"] == 5 and st["hparams"]["heads"]
     assert st["step"] == 2 and st["pixels"] == 5 * 4 * 32 * 32
+    import csv
+    parent = list(csv.DictReader((small / "log.csv").open()))
+    child = list(csv.DictReader((big / "log.csv").open()))
+    assert child[:len(parent)] == parent and int(child[-1]["pixels"]) == 5 * 4 * 32 * 32   # one curve

@@ -46,8 +46,8 @@ def parse_args(argv):
     p.add_argument("--out", required=True, help="run folder (checkpoint.pt, log.csv)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--init", help="start from the model weights of this checkpoint (new optimizer, new step "
-                   "count; pixels and seconds carry on); model options given here may widen it (--width, "
-                   "--kernel: a function-preserving growth, train/grow.py)")
+                   "count; pixels, seconds and the log beside it carry on); model options given here may "
+                   "widen it (--width, --kernel: a function-preserving growth, train/grow.py)")
     p.add_argument("--steps", type=int, default=20000, help="total optimizer steps of the schedule")
     p.add_argument("--batch", type=int, default=16, help="crops per step (per process)")
     p.add_argument("--crop", type=int, default=64)
@@ -119,6 +119,15 @@ def lr_at(step: int, args) -> float:
     t = min(1.0, (step - args.warmup) / max(1, args.steps - args.warmup))
     floor = args.lr * args.min_lr_ratio
     return floor + (args.lr - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def ancestor_log(path: Path, pixels: int) -> list[dict]:
+    """The rows of the log beside an ``--init`` checkpoint up to the ``pixels`` it had seen, so a run
+    started from it (grown or not) carries its whole learning curve; none if there is no such log."""
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return [row for row in csv.DictReader(f) if int(row.get("pixels") or 0) <= pixels]
 
 
 def rng_state(gen: torch.Generator) -> dict:
@@ -320,6 +329,8 @@ def main(argv=None) -> int:
     writer = csv.DictWriter(logf, LOG_FIELDS) if logf else None
     if writer and new_log:
         writer.writeheader()
+        if args.init and state is None:
+            writer.writerows(ancestor_log(Path(args.init).parent / "log.csv", trainer.pixels))
     t0 = time.time()
     last_ckpt = t0
     bar = None
