@@ -30,7 +30,9 @@ from ..tiling import PAD_VALUE
 
 K = 2                             # the sub-pixel factor of the whole-image pyramid (models with k = 2)
 BLOCKS = K * K
-BAND_POSITIONS = 1 << 16          # positions of a sub-image per coded run (one band of rows)
+BAND_POSITIONS = 1 << 15          # positions of a sub-image per coded run (one band of rows): 2^16 made
+                                  # the network's temporaries large enough for fresh pages on every band
+                                  # (12-MP photo: 12 s of system time), 2^14 was no faster than 2^15
 
 
 @dataclass(frozen=True)
