@@ -1,7 +1,9 @@
 """Image-level codec: image file <-> .shvc file (see docs/ARCHITECTURE.md for the contract).
 
-compress: image_io (pixels + metadata) -> split by pixel format -> tiling (64x64 patches, constant
-pad never coded) -> bits-back coder with the integer model -> container -> atomic write.
+compress: image_io (pixels + metadata) -> split by pixel format -> the integer model's coder: the
+deterministic variant codes the whole image as one pyramid (format version 3, entropy/whole.py), the
+latent variants 64x64 patches (tiling, constant pad never coded; entropy/bitsback.py) -> container ->
+atomic write.
 decompress runs it backwards and checks the pixel checksum before anything is written.
 
 torch, the model and the coder are imported only when pixels are coded, so reading a header
