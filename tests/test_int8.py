@@ -261,3 +261,23 @@ def test_empty_batch_on_every_path(trained_model, path):
         for net in trained_model.nets.values():
             a = torch.zeros(0, net.layers[0].w.shape[1], 8, 8)
             assert net(a).shape[0] == 0 and quant.run_layers(net.layers, a).shape[0] == 0
+
+
+def test_weights_of_a_channels_last_model_run_on_every_path(tmp_path, path):
+    """Training runs channels-last; its exported integer weights are stored contiguous, so the
+    unfold path (GPUs, non-x86 CPUs) can use them, and every path gives the same parameters."""
+    from shvc_gui.core.model.shvc import SHVC
+    from shvc_gui.core.model.testing import tiny_hparams
+    from shvc_gui.core.weights import load_integer_weights, save_integer_weights
+    torch.manual_seed(0)
+    m = SHVC(tiny_hparams(latent_layers=0, heads=True, interp=True)).to(memory_format=torch.channels_last)
+    m.quantize = True
+    save_integer_weights(m, tmp_path / "cl.pt", "cl")
+    model = load_integer_weights(tmp_path / "cl.pt")
+    assert all(b.is_contiguous() for b in model.buffers())
+    X = torch.randint(0, 256, (2, 4, 3, 9, 11), dtype=torch.int64)
+    outs = []
+    for name in ("int8", "fp32", "unfold"):
+        path(name)
+        outs.append(model.pixel_params(3, X, None))
+    assert all(torch.equal(a, b) for out in outs[1:] for a, b in zip(outs[0], out))

@@ -30,13 +30,27 @@ def sha256_file(path: Path) -> str:
 
 
 def save_integer_weights(model: SHVC, path: Path, name: str) -> str:
-    """Write the integer twin of ``model`` to ``path``; returns the file's sha256."""
-    payload = {"format": FORMAT, "version": FORMAT_VERSION, "name": name, "state": model.integer_state()}
+    """Write the integer twin of ``model`` to ``path``; returns the file's sha256. Tensors are stored
+    contiguous: a model trained channels-last would otherwise give weights that every path but
+    ``F.conv2d`` (unfold + matmul: GPUs, non-x86 CPUs) cannot view as a matrix."""
+    payload = {"format": FORMAT, "version": FORMAT_VERSION, "name": name,
+               "state": contiguous(model.integer_state())}
     path = Path(path)
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)
     return sha256_file(path)
+
+
+def contiguous(obj):
+    """``obj`` (tensors in dicts and lists) with every tensor contiguous."""
+    if isinstance(obj, torch.Tensor):
+        return obj.contiguous()
+    if isinstance(obj, dict):
+        return {k: contiguous(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(contiguous(v) for v in obj)
+    return obj
 
 
 def load_integer_weights(path: Path, expected_sha256: str | None = None, name: str | None = None) -> IntegerSHVC:
