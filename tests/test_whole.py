@@ -102,6 +102,19 @@ def test_bytes_do_not_depend_on_tiles_batch_or_threads():
     assert np.array_equal(y, x)
 
 
+def test_bytes_are_the_same_on_every_conv_path(monkeypatch):
+    """int8 units, exact float32 conv2d, unfold + matmul (the path of GPUs and non-x86 CPUs)."""
+    from shvc_gui.core.model import quant
+    model = _model("heads")
+    x = _image(21, 34, seed=9)
+    payloads = []
+    for name in ("int8", "fp32", "unfold"):
+        monkeypatch.setattr(quant, "conv_path", name)
+        payloads.append(whole.encode_image(model, x, "det", tile_rows=4).payload)
+        assert np.array_equal(whole.decode_image(model, payloads[0], 21, 34, "det"), x)
+    assert payloads[0] == payloads[1] == payloads[2]
+
+
 @pytest.mark.parametrize("streams,lanes", [(1, 0), (1, 32), (4, 32), (5, 0)])
 def test_streams_and_coders(streams, lanes, monkeypatch):
     """Several streams (some without rows at the coarse levels), the rANS lanes and the whole-table
