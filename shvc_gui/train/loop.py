@@ -372,7 +372,7 @@ def main(argv=None) -> int:
             last_ckpt = now
         if args.minutes and now - t0 > args.minutes * 60:
             break
-    if len(val_crops):
+    if len(val_crops) and trainer.step_no % args.val_every:       # (else just logged)
         log("val", trainer.validate(val_crops))
     checkpoint()
     if bar:
