@@ -179,6 +179,9 @@ def test_cli_init_grows_a_checkpoint_and_carries_its_pixels(tmp_path, corpus):
     assert loop.main(["--out", str(big), "--steps", "2", "--init", str(small / "checkpoint.pt"), "--width", "16",
                       "--kernel", "5", "--corpus", str(corpus), "--crop", "32", "--batch", "4", "--no-progress",
                       "--val-crops", "4"]) == 0
+    with pytest.raises(SystemExit, match="depth"):            # one clear line, no traceback
+        loop.main(["--out", str(tmp_path / "deeper"), "--init", str(small / "checkpoint.pt"), "--depth", "4",
+                   "--corpus", str(corpus), "--crop", "32", "--no-progress"])
     st = load_checkpoint(big / "checkpoint.pt")
     assert st["hparams"]["width"] == 16 and st["hparams"]["kernel"] == 5 and st["hparams"]["heads"]
     assert st["step"] == 2 and st["pixels"] == 5 * 4 * 32 * 32

@@ -311,7 +311,10 @@ def main(argv=None) -> int:
         trainer.load_state(state)
         trainer.model.quantize = args.quantize or state.get("quantize", False)
     elif args.init:
-        weights = grow_state(init["ema"], init_hp, hp, args.seed) if hp != init_hp else init["ema"]
+        try:
+            weights = grow_state(init["ema"], init_hp, hp, args.seed) if hp != init_hp else init["ema"]
+        except ValueError as exc:
+            raise SystemExit(f"shvc train run: --init {args.init}: {exc}") from None
         trainer.model.load_state_dict(weights)
         trainer.ema.load_state_dict(weights)
         trainer.model.quantize = args.quantize or init.get("quantize", False)
