@@ -45,11 +45,11 @@ def test_small_images_are_coded_in_small_tiles(variant, trained_model, tiny_det_
 @pytest.mark.parametrize("h,w", [(1, 1), (1, 300), (300, 1), (2, 3), (63, 65), (200, 137),
                                  pytest.param(2049, 2051, marks=pytest.mark.slow)])
 def test_whole_image_det_round_trips_at_any_size(h, w, trained_det_model):
-    """Version 3 det files: the whole image in one pyramid, odd sides, lines, more than 4 MP."""
+    """det files (version 3 on): the whole image in one pyramid, odd sides, lines, more than 4 MP."""
     pil = Image.fromarray(_rgb(h, w, seed=h + w))
     _, back, res, header = _round_trip(pil, trained_det_model)
     assert np.array_equal(np.asarray(back.pil), np.asarray(pil))
-    assert header.version == 3 and header.variant == "det" and header.n_patches == 0
+    assert header.version == container.VERSION and header.variant == "det" and header.n_patches == 0
     assert res.bits_map.shape == (h, w) and (res.bits_map > 0).all()       # every pixel, no grid
     assert res.bits_map.sum(dtype=np.float64) == pytest.approx(header.neg_elbo_bits, rel=1e-5)
 
@@ -102,16 +102,16 @@ def test_metadata_kept_byte_for_byte(tmp_path, trained_model):
     assert b.exif == a.exif and b.text.get("Comment") == "kept"
 
 
-@pytest.mark.parametrize("version", [1, 2, 3])
+@pytest.mark.parametrize("version", [1, 2, 3, 4])
 def test_golden_file_still_decodes(version, golden_model_of):
     """Files of every format version keep decoding (1: whole tables; 2: the rANS lanes; 3: det
-    images whole, golden-v3 is one)."""
+    images whole, golden-v3 is one; 4: with a colour list, golden-v4 holds 48 colours)."""
     model = golden_model_of(version)
     img, header = codec.decompress_bytes((DATA / f"golden-v{version}.shvc").read_bytes(), model=model)
     orig = image_io.load_image(DATA / f"golden-v{version}.png")
     assert np.array_equal(np.asarray(img.pil), np.asarray(orig.pil))
     assert img.icc == orig.icc and img.text == orig.text
-    assert header.variant == ("det" if version == 3 else "arib") and header.version == version
+    assert header.variant == ("det" if version >= 3 else "arib") and header.version == version
 
 
 def test_golden_file_of_this_version_is_made_the_same_way_again(golden_model):

@@ -17,15 +17,19 @@ from shvc_gui.core.weights import load_integer_weights
 HERE = Path(__file__).parent
 # Version 1: 70x37 (whole tables). Versions 2 and 3: large enough for the rANS lanes (>= 32 x 4096 sub-pixels).
 SIZE = (288, 160)
-# Versions 1 and 2: the latent-variable test model (variant arib, patches). Version 3: the deterministic
-# one (variant det, the whole image in one pyramid).
-MODEL = {1: "trained-tiny.pt", 2: "trained-tiny.pt", 3: "trained-tiny-det.pt"}
+# Versions 1 and 2: the latent-variable test model (variant arib, patches). Versions 3 and 4: the
+# deterministic one (variant det, the whole image in one pyramid).
+MODEL = {1: "trained-tiny.pt", 2: "trained-tiny.pt", 3: "trained-tiny-det.pt", 4: "trained-tiny-det.pt"}
+# Version 4: the photo reduced to this many colours, so that the file holds a colour list.
+COLOURS = {4: 48}
 
 if __name__ == "__main__":
     name = f"golden-v{container.VERSION}"
     info = PngImagePlugin.PngInfo()
     info.add_itxt("Title", "shvc golden image")
-    Image.fromarray(synthetic_photo(SIZE[1], SIZE[0], seed=42)).save(HERE / f"{name}.png", pnginfo=info,
-                                                                     icc_profile=b"not-a-real-icc")
+    img = Image.fromarray(synthetic_photo(SIZE[1], SIZE[0], seed=42))
+    if container.VERSION in COLOURS:
+        img = img.quantize(COLOURS[container.VERSION], dither=Image.Dither.NONE).convert("RGB")
+    img.save(HERE / f"{name}.png", pnginfo=info, icc_profile=b"not-a-real-icc")
     model = load_integer_weights(HERE / MODEL[container.VERSION])
     codec.compress_file(HERE / f"{name}.png", HERE / f"{name}.shvc", model=model, force=True)

@@ -12,6 +12,10 @@ answers everything a coder asks:
 * :meth:`Mixture.tables` / :func:`integer_cdf` — whole probability tables (the constriction coder of
   format version 1 and small version-2 streams).
 
+A :class:`Support` restricts a run's symbols to allowed sets (format version 4: the colours an image
+holds, :mod:`.colours`): the mass of every value left out goes to the nearest allowed one, so each
+allowed symbol costs no more than without the restriction, and a set of one symbol costs nothing.
+
 The lookup tables are computed with :mod:`decimal` (correctly rounded), so encoder and decoder build
 identical tables on every machine. Both coders take a :class:`Mixture` and share one declared
 interface, :class:`Coder`. Float training losses stay in the model package
@@ -69,6 +73,41 @@ _INV_NP = INV_SCALE_LUT.numpy()
 _SIGMOID_NP, _WEIGHT_NP = SIGMOID_LUT.numpy().astype(np.int32), WEIGHT_LUT.numpy().astype(np.int32)
 
 
+class Support:
+    """Allowed symbols per coded symbol: ``ids`` (S,) index rows of ``edge`` and ``rank`` (M, n + 1).
+
+    For an allowed set a_0 < ... < a_(m-1) of the alphabet 0..n-1, the coder's table of that set is
+    ``C(v) = floor(raw(edge[v]) (2^PREC - m) / total) + rank[v]`` (``raw``: the mixture's CDF at a
+    value edge): ``rank[v]`` counts the allowed symbols below v, and ``edge[v]`` is the edge that
+    splits the gap below v between its two allowed neighbours (0 below a_0, n above a_(m-1)). C is
+    flat over every value left out, so those get no slot, and the allowed symbols' slots add up to
+    exactly 2^PREC, each at least 1. :meth:`Mixture.search` finds only allowed symbols."""
+
+    def __init__(self, ids: np.ndarray, edge: np.ndarray, rank: np.ndarray):
+        self.ids, self.edge, self.rank = ids, edge, rank
+        self.span = (1 << PREC) - rank[:, -1]                       # (M,) 2^PREC less the set's size
+
+    @classmethod
+    def of_sets(cls, sets: list[np.ndarray], n: int) -> "Support":
+        """The tables of allowed ``sets`` (each sorted, distinct values in [0, n)), no symbols yet."""
+        v = np.arange(n + 1)
+        edge, rank = np.empty((len(sets), n + 1), np.int64), np.empty((len(sets), n + 1), np.int64)
+        for i, a in enumerate(sets):
+            a = np.asarray(a, np.int64)
+            r = np.searchsorted(a, v, side="left")                  # allowed values below v
+            mid = (a[np.maximum(r - 1, 0)] + a[np.minimum(r, len(a) - 1)]) // 2 + 1
+            edge[i] = np.where(r == 0, 0, np.where(r == len(a), n, mid))
+            rank[i] = r
+        return cls(np.zeros(0, np.int64), edge, rank)
+
+    def select(self, ids: np.ndarray) -> "Support":
+        """The same tables for symbols whose sets are rows ``ids``."""
+        return Support(np.asarray(ids, np.int64), self.edge, self.rank)
+
+    def rows(self, a: int, b: int) -> "Support":
+        return Support(self.ids[a:b], self.edge, self.rank)
+
+
 class Mixture:
     """Integer mixture parameters, normalised once, for evaluating the CDF at chosen symbol edges.
 
@@ -79,9 +118,11 @@ class Mixture:
     (K, S) mixture weights, ``total`` int64 (S,) their sum in units of 2^-SIG_BITS.
     """
 
-    def __init__(self, mu, ls, logit, n: int):
+    def __init__(self, mu, ls, logit, n: int, support: Support | None = None):
         mu, ls = _as_int64(mu).T, _as_int64(ls).T
         self.n = n
+        self.support = support
+        self.span = (1 << PREC) - n if support is None else support.span[support.ids]
         self.inv = _INV_NP[np.clip(ls, LS_MIN, LS_MAX) - LS_MIN]
         # t(v) = (v - 1/2 - mu) / s in units 2^-T_BITS, shifted by the sigmoid LUT's half range:
         # t(v) + lim = v * MU_DEN * inv - offset
@@ -104,6 +145,8 @@ class Mixture:
         out.n = self.n
         out.inv, out.offset, out.w = (np.ascontiguousarray(t[:, a:b]) for t in (self.inv, self.offset, self.w))
         out.total = self.total[a:b]
+        out.support = None if self.support is None else self.support.rows(a, b)
+        out.span = self.span if self.support is None else self.span[a:b]
         return out
 
     def interior_cdf(self, v: np.ndarray) -> np.ndarray:
@@ -121,20 +164,32 @@ class Mixture:
         raw = self.interior_cdf(np.clip(v, 1, self.n - 1))
         return np.where(v <= 0, 0, np.where(v >= self.n, self.total, raw))
 
-    def scale(self, raw: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """The coder's cumulative table from raw CDF values: ``C(v) = floor(raw (2^PREC - n) / total) + v``.
+    def point(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For the coder's symbols ``v`` (S,) or (E, S), 0 <= v <= n: the raw CDF at their table edge
+        and their rank (v itself without a :class:`Support`)."""
+        if self.support is None:
+            return self.raw_cdf(v), v
+        sup = self.support
+        return self.raw_cdf(sup.edge[sup.ids, v]), sup.rank[sup.ids, v]
 
-        C(0) = 0, C(n) = 2^PREC and C(v + 1) - C(v) >= 1, so symbol v owns [C(v), C(v + 1)): one
-        point of the table costs one CDF evaluation, and no whole table is built."""
-        return raw * ((1 << PREC) - self.n) // self.total + v
+    def scale(self, raw: np.ndarray, rank: np.ndarray) -> np.ndarray:
+        """The coder's cumulative table from raw CDF values: ``C(v) = floor(raw (2^PREC - m) / total) + rank``
+        (m = n and rank = v without a :class:`Support`).
+
+        C(0) = 0, C(n) = 2^PREC and C(v + 1) - C(v) >= 1 for every allowed v, so symbol v owns
+        [C(v), C(v + 1)): one point of the table costs one CDF evaluation, and no whole table is built."""
+        return raw * self.span // self.total + rank
 
     def scaled_cdf(self, v: np.ndarray) -> np.ndarray:
-        return self.scale(self.raw_cdf(v), v)
+        return self.scale(*self.point(v))
 
     def tables(self) -> torch.Tensor:
-        """Whole probability tables: int64 (S, n), each entry >= 1, every row summing to exactly
-        2**PREC (the coder of format version 1)."""
+        """Whole probability tables: int64 (S, n), each entry >= 1 (with a :class:`Support`: each
+        allowed one), every row summing to exactly 2**PREC (the coder of format version 1)."""
         s, n = len(self), self.n
+        if self.support is not None:                # allowed symbols only: the left-out ones get 0
+            v = np.broadcast_to(np.arange(n + 1)[:, None], (n + 1, s))
+            return torch.from_numpy(np.ascontiguousarray(np.diff(self.scaled_cdf(v), axis=0).T))
         cdf = np.empty((s, n + 1), dtype=np.int64)
         cdf[:, 0], cdf[:, n] = 0, self.total
         for v in range(1, n):
@@ -152,7 +207,6 @@ class Mixture:
         bracket that holds ``slot``. Wide runs take b = 1 (8 steps for 256 symbols); narrow ones take
         more points per step and fewer steps, so a few symbols cost few numpy calls."""
         c, n = len(self), self.n
-        scale = (1 << PREC) - n
         b_max = max(1, int(np.log2(SEARCH_POINTS // c + 1)))
         lo, lane, slot1 = np.zeros(c, np.int64), np.arange(c), slot + 1
         raw_lo, raw_hi = np.zeros(c, np.int64), self.total.copy()  # raw CDF at the bracket's ends
@@ -162,8 +216,8 @@ class Mixture:
             rem -= b
             e = (1 << b) - 1
             v = lo + (np.arange(1, e + 1, dtype=np.int64) << rem)[:, None]        # (e, c), all interior
-            raw = self.interior_cdf(v)
-            below = raw * scale < (slot1 - v) * self.total           # C(v) <= slot, without a division
+            raw, rank = (self.interior_cdf(v), v) if self.support is None else self.point(v)
+            below = raw * self.span < (slot1 - rank) * self.total    # C(v) <= slot, without a division
             if e == 1:                                                 # binary step: fewer numpy calls
                 raw, below = raw[0], below[0]
                 lo += below.astype(np.int64) << rem
@@ -174,8 +228,9 @@ class Mixture:
             lo += k << rem
             raw_lo = np.where(k > 0, raw[np.maximum(k - 1, 0), lane], raw_lo)
             raw_hi = np.where(k < e, raw[np.minimum(k, e - 1), lane], raw_hi)
-        start = self.scale(raw_lo, lo)
-        return lo, start, self.scale(raw_hi, lo + 1) - start
+        rank_lo, rank_hi = (lo, lo + 1) if self.support is None else (self.point(lo)[1], self.point(lo + 1)[1])
+        start = self.scale(raw_lo, rank_lo)
+        return lo, start, self.scale(raw_hi, rank_hi) - start
 
 
 def row_sum(a: np.ndarray) -> np.ndarray:

@@ -14,9 +14,11 @@ import numpy as np
 
 from ..errors import FormatError
 
-VERSIONS = (1, 2, 3)              # format versions whose payloads the coders write and read
-PATCH_VERSION = 2                 # the patch coder's newest payload (version 3 codes shvc/arib as version 2 does)
+VERSIONS = (1, 2, 3, 4)           # format versions whose payloads the coders write and read
+PATCH_VERSION = 2                 # the patch coder's newest payload (versions 3, 4 code shvc/arib as version 2 does)
 WHOLE_VERSION = 3                 # from this version on, ``det`` payloads code the whole image (:mod:`.whole`)
+COLOURS_VERSION = 4               # from this version on, whole-image payloads start with a colour list (:mod:`.colours`)
+MAX_COLOURS = 256                 # the longest colour list a payload holds
 MAX_POP_BITS = 24                 # no popped symbol costs more (both coders: tables of 2^20, >= 1 each)
 STREAM_SUBPIXELS = 12_000_000     # auto_streams: about this many coded sub-pixels per stream
 
@@ -25,6 +27,46 @@ def whole_image(version: int, variant: str) -> bool:
     """Whether a payload of this format version and variant codes the whole image (:mod:`.whole`)
     rather than patches (:mod:`.bitsback`; latent variants keep patches in every version)."""
     return version >= WHOLE_VERSION and variant == "det"
+
+
+def has_colours(version: int, variant: str) -> bool:
+    """Whether a payload of this format version and variant starts with a colour list."""
+    return whole_image(version, variant) and version >= COLOURS_VERSION
+
+
+def pack_colours(colours: np.ndarray | None) -> bytes:
+    """The colour list section: u32 count (0: none), the colours (N, 3) uint8 as bytes, zero-padded
+    to whole words."""
+    data = b"" if colours is None else np.ascontiguousarray(colours, np.uint8).tobytes()
+    return struct.pack("<I", len(data) // 3) + data + bytes(-len(data) % 4)
+
+
+def split_colours(payload: bytes) -> tuple[np.ndarray | None, bytes]:
+    """(the colour list (N, 3) uint8 or None, the rest of the payload), the list checked: at most
+    MAX_COLOURS colours in increasing 0xRRGGBB order, zero padding."""
+    if len(payload) < 4:
+        raise FormatError("The compressed stream is truncated.")
+    n = struct.unpack_from("<I", payload)[0]
+    if n > MAX_COLOURS:
+        raise FormatError("The compressed stream is corrupt (bad colour list).")
+    end = 4 + -(-3 * n // 4) * 4
+    if len(payload) < end:
+        raise FormatError("The compressed stream is truncated.")
+    if any(payload[4 + 3 * n:end]):
+        raise FormatError("The compressed stream is corrupt (bad colour list).")
+    if not n:
+        return None, payload[end:]
+    colours = np.frombuffer(payload, np.uint8, 3 * n, 4).reshape(n, 3)
+    check_colours(colours)
+    return colours, payload[end:]
+
+
+def check_colours(colours: np.ndarray) -> None:
+    """1..MAX_COLOURS colours (N, 3) uint8 in increasing 0xRRGGBB order (so no colour twice)."""
+    c = colours.astype(np.int64)
+    packed = (c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]
+    if not 1 <= len(packed) <= MAX_COLOURS or (np.diff(packed) <= 0).any():
+        raise FormatError("The compressed stream is corrupt (bad colour list).")
 
 
 def groups(n: int, group_size: int) -> list[tuple[int, int]]:

@@ -12,6 +12,10 @@ parameters are ``IntegerSHVC.pixel_params(j, X, None)`` over the level's sub-ima
 tiles with a halo (:mod:`.halo`), so memory stays bounded and the bytes depend on neither the tile
 size nor the network batch.
 
+From format version 4 the payload starts with the image's colour list when it has few colours
+(:mod:`.colours`; an empty list otherwise), and every sub-pixel is coded among the values the list
+allows given the channels before it.
+
 Streams are independent rANS stacks (or whole-table stacks for small images: the coders of
 :mod:`.rans` and :mod:`.ans` through the :class:`~.mixture.Coder` protocol). Each step (a level's
 sub-image j) runs the streams on worker threads; the next step starts when all are done, because its
@@ -32,6 +36,7 @@ from ..tiling import PAD_VALUE
 from . import payload as pl
 from . import pyramid as pyr
 from .bitsback import Layout, Run, check_variant, records, stack_class
+from .colours import ColourSet, image_colours
 from .halo import band_params, receptive_radius
 from .mixture import Mixture
 from .parallel import Progress, default_workers, timed_streams
@@ -62,6 +67,7 @@ class _Job:
     run: Run
     device: torch.device
     progress: Progress
+    colours: ColourSet | None = None
 
     def params(self, X: torch.Tensor, j: int, a: int, b: int, stats: dict):
         return band_params(self.model, X, j, a, b, self.radius, self.run.tile_rows, self.run.net_batch,
@@ -73,8 +79,11 @@ def _rows(t: torch.Tensor) -> torch.Tensor:
     return t[0].permute(1, 2, 0).reshape(-1, t.shape[1])
 
 
-def _mixture(mean, ls, logit) -> Mixture:
-    return Mixture(_rows(mean), _rows(ls), _rows(logit), PIXEL_BINS)
+def _mixture(job: _Job, c: int, prev: list[torch.Tensor], mean, ls, logit) -> Mixture:
+    """Channel ``c`` of a band, given its channels < c (``prev``) for the colour list."""
+    mu = _rows(mean)
+    support = None if job.colours is None else job.colours.support(c, prev, mu.shape[0])
+    return Mixture(mu, _rows(ls), _rows(logit), PIXEL_BINS, support)
 
 
 def _band(job: _Job, X, j, a, b, vw, stats):
@@ -94,8 +103,9 @@ def _encode_part(job: _Job, st, X, level: pyr.Level, j: int, rows, bmap: np.ndar
             continue
         logit, mu, ls, beta, centre = _band(job, X, j, a, b, vw, stats)
         xs = X[j, :, a:b, :vw].to(device=mu.device, dtype=torch.int64).unsqueeze(1)     # (3, 1, r, vw)
-        runs = [(xs[c].reshape(-1), _mixture(channel_mean(mu, beta, list(xs[:c]), c, exact=True, centre=centre),
-                                             ls[:, c], logit[:, c])) for c in range(3)]
+        runs = [(xs[c].reshape(-1), _mixture(job, c, list(xs[:c]), channel_mean(mu, beta, list(xs[:c]), c, exact=True,
+                                                                                centre=centre), ls[:, c], logit[:, c]))
+                for c in range(3)]
         bits = sum(st.push(sym.cpu(), m) for sym, m in reversed(runs))
         view[a:b, :vw] = bits.view(b - a, vw).numpy()
         job.progress.add((b - a) * vw)
@@ -112,7 +122,7 @@ def _decode_part(job: _Job, st, X, level: pyr.Level, j: int, rows, stats: dict) 
         prev = []
         for c in range(3):
             mean = channel_mean(mu, beta, prev, c, exact=True, centre=centre)
-            sym, _ = st.pop(_mixture(mean, ls[:, c], logit[:, c]))
+            sym, _ = st.pop(_mixture(job, c, prev, mean, ls[:, c], logit[:, c]))
             plane = sym.view(1, b - a, vw)
             X[j, c, a:b, :vw] = plane[0].to(torch.uint8)
             prev.append(plane.to(mu.device))
@@ -125,11 +135,12 @@ def _steps(pyramid: list[pyr.Level]) -> list[tuple[pyr.Level, int]]:
 
 
 def _whole(layout: Layout | str) -> Layout:
-    """A variant name means the first format version that codes it whole."""
-    return Layout(layout, version=pl.WHOLE_VERSION) if isinstance(layout, str) else layout
+    """A variant name means the newest format version."""
+    return Layout(layout, version=pl.VERSIONS[-1]) if isinstance(layout, str) else layout
 
 
-def _prepare(model: IntegerSHVC, layout: Layout, run: Run, total: int, streams: int) -> _Job:
+def _prepare(model: IntegerSHVC, layout: Layout, run: Run, total: int, streams: int,
+             colours: np.ndarray | None = None) -> _Job:
     check_variant(model, layout.variant)
     if not pl.whole_image(layout.version, layout.variant):
         raise UsageError(f"format version {layout.version} with variant {layout.variant!r} codes patches")
@@ -138,7 +149,8 @@ def _prepare(model: IntegerSHVC, layout: Layout, run: Run, total: int, streams: 
     if (run.tile_rows is not None and run.tile_rows < 1) or (run.net_batch is not None and run.net_batch < 1):
         raise UsageError("tile_rows and net_batch must be >= 1")
     dev = torch.device(run.device)
-    return _Job(model.to(dev), streams, receptive_radius(model), run, dev, Progress(total, run.progress))
+    return _Job(model.to(dev), streams, receptive_radius(model), run, dev, Progress(total, run.progress),
+                None if colours is None else ColourSet(colours))
 
 
 def _run_step(job: _Job, stats: dict, part) -> None:
@@ -160,7 +172,8 @@ def encode_image(model: IntegerSHVC, rgb: np.ndarray, layout: Layout | str = "de
     n_dims = 3 * h * w
     streams = layout.streams or pl.auto_streams(n_dims)
     lanes = lanes_for(n_dims // streams) if layout.lanes is None else layout.lanes
-    job = _prepare(model, layout, run, h * w, streams)
+    colours = image_colours(rgb) if pl.has_colours(layout.version, layout.variant) else None
+    job = _prepare(model, layout, run, h * w, streams, colours)
     stats = {} if run.stats is None else run.stats
     pyramid = pyr.levels(h, w)
     images = pyr.split_all(torch.from_numpy(np.require(rgb, requirements=["C", "W"])).permute(2, 0, 1), pyramid)
@@ -170,6 +183,8 @@ def encode_image(model: IntegerSHVC, rgb: np.ndarray, layout: Layout | str = "de
         X, stripes = images[level.n], pyr.stripes(level.rows, streams)
         _run_step(job, stats, lambda s, own: _encode_part(job, stacks[s], X, level, j, stripes[s], bmap, own))
     data = pl.pack([(0, st.finish(0)) for st in stacks], lanes, layout.version)
+    if pl.has_colours(layout.version, layout.variant):
+        data = pl.pack_colours(colours) + data
     report = ImageReport(total_bits=8 * len(data), initial_bits=0,
                          neg_elbo_bits=float(sum(st.pushed_bits for st in stacks)), bits_map=bmap, n_dims=n_dims)
     return EncodedImage(data, report)
@@ -180,11 +195,14 @@ def decode_image(model: IntegerSHVC, payload: bytes, height: int, width: int, la
     """Inverse of :func:`encode_image`: the uint8 image (height, width, 3). The payload's stream
     table is taken as it is (``codec.check_streams`` has checked it against the image size)."""
     layout, run = records(_whole(layout), run, options)
+    colours = None
+    if pl.has_colours(layout.version, layout.variant):
+        colours, payload = pl.split_colours(payload)
     count = pl.stream_count(payload)
     lanes, words = pl.unpack(payload, count, layout.version)
     if count < 1 or any(prefix for prefix, _ in words):
         raise FormatError("The compressed stream is corrupt (bad stream table).")
-    job = _prepare(model, layout, run, height * width, count)
+    job = _prepare(model, layout, run, height * width, count, colours)
     stats = {} if run.stats is None else run.stats
     stacks = [stack_class(layout.version, lanes).resume(ws, 0, lanes) for _, ws in words]
     cur = None

@@ -1,0 +1,87 @@
+"""The colours an image holds: images of few colours code only those (format version 4, ``det``).
+
+A photograph holds tens of thousands of colours, and the model spreads probability over all 256
+values of each channel. An image of few colours (a palette image saved as RGB, a scan reduced to a
+handful of inks, a grey image stored as RGB) uses only some of them; PNG, WebP and JPEG-XL code such
+images through a palette. Here the model stays what it is and the coder restricts each sub-pixel to
+the values the image's colour list allows (:class:`~.mixture.Support`):
+
+* channel 0 (red) to the red values of the list;
+* channel 1 (green) to the greens of the colours with the pixel's red;
+* channel 2 (blue) to the blues of the colours with the pixel's red and green.
+
+The mass of every value left out goes to its nearest allowed neighbour, so no sub-pixel costs more
+than without the list; a channel with one allowed value costs nothing. The list itself costs 24 bits
+a colour, so it is used only for at most :data:`MAX_COLOURS` colours and when it takes at most
+:data:`MAX_SHARE` of the raw pixels (:func:`image_colours`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .mixture import Support
+from .payload import MAX_COLOURS, check_colours
+
+MAX_SHARE = 0.01                  # the list takes at most this share of the raw pixels' 24 bits each
+BINS = 256
+
+
+def _packed(rgb: np.ndarray) -> np.ndarray:
+    c = rgb.reshape(-1, 3).astype(np.uint32)
+    return (c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]
+
+
+def image_colours(rgb: np.ndarray) -> np.ndarray | None:
+    """The distinct colours of ``rgb`` (H, W, 3) uint8, sorted (N, 3) uint8, when the coder should
+    restrict to them: at most MAX_COLOURS, and the list no more than MAX_SHARE of the raw pixels;
+    else None."""
+    h, w = rgb.shape[:2]
+    limit = min(MAX_COLOURS, int(MAX_SHARE * h * w))
+    if limit < 1:
+        return None
+    seen = np.zeros(1 << 24, dtype=bool)
+    seen[_packed(rgb)] = True
+    if np.count_nonzero(seen) > limit:
+        return None
+    return unpack(np.flatnonzero(seen).astype(np.uint32))
+
+
+def unpack(packed: np.ndarray) -> np.ndarray:
+    """(N,) 0xRRGGBB words -> (N, 3) uint8 colours."""
+    return np.stack([(packed >> s) & 0xFF for s in (16, 8, 0)], axis=1).astype(np.uint8)
+
+
+class ColourSet:
+    """The allowed values of each channel given the channels before it, for a sorted colour list
+    (N, 3) uint8 (:func:`image_colours`)."""
+
+    def __init__(self, colours: np.ndarray):
+        check_colours(colours)
+        c = colours.astype(np.int64)
+        self.colours = colours
+        reds, red_id = np.unique(c[:, 0], return_inverse=True)
+        pairs, pair_id = np.unique(c[:, 0] * BINS + c[:, 1], return_inverse=True)
+        # Rows of the list are sorted, so each group's values come out sorted and distinct.
+        self._supports = [Support.of_sets([reds], BINS),
+                          Support.of_sets([np.unique(c[red_id == i, 1]) for i in range(len(reds))], BINS),
+                          Support.of_sets([c[pair_id == i, 2] for i in range(len(pairs))], BINS)]
+        self._red = np.zeros(BINS, np.int64)
+        self._red[reds] = np.arange(len(reds))
+        self._pair = np.zeros(BINS * BINS, np.int64)
+        self._pair[pairs] = np.arange(len(pairs))
+
+    def __len__(self) -> int:
+        return len(self.colours)
+
+    def support(self, c: int, prev: list[torch.Tensor], size: int) -> Support:
+        """The allowed values of channel ``c`` for a run of ``size`` symbols whose channels < c are
+        ``prev`` (tensors of ``size`` elements each, in the run's order)."""
+        if c == 0:
+            return self._supports[0].select(np.zeros(size, np.int64))
+        red = prev[0].reshape(-1).cpu().numpy().astype(np.int64)
+        if c == 1:
+            return self._supports[1].select(self._red[red])
+        green = prev[1].reshape(-1).cpu().numpy().astype(np.int64)
+        return self._supports[2].select(self._pair[red * BINS + green])

@@ -1,0 +1,180 @@
+"""Colour lists (format version 4): the coder restricted to the values an image of few colours
+holds. Tables over allowed sets, both coders, whole-image round trips, the choice of the list, and
+damaged lists."""
+
+import struct
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from shvc_gui.core import codec, container, image_io
+from shvc_gui.core.entropy import payload as pl
+from shvc_gui.core.entropy import whole
+from shvc_gui.core.entropy.ans import TableStack
+from shvc_gui.core.entropy.colours import ColourSet, image_colours
+from shvc_gui.core.entropy.mixture import PREC, Mixture, Support
+from shvc_gui.core.entropy.rans import RansStack
+from shvc_gui.core.errors import FormatError
+from shvc_gui.core.model.testing import synthetic_photo
+
+N = 256
+
+
+def _params(s, k, seed):
+    g = torch.Generator().manual_seed(seed)
+    mu = torch.randint(-3 * 16, (N + 3) * 16, (s, k), generator=g)
+    ls = torch.randint(-60, 110, (s, k), generator=g)
+    logit = torch.randint(-80, 80, (s, k), generator=g) if k > 1 else None
+    return mu, ls, logit
+
+
+def _sets(rng):
+    """Allowed sets of every shape: one value, the ends, a few, dense runs, all 256."""
+    return [np.array([0]), np.array([255]), np.array([17]), np.array([0, 255]),
+            np.sort(rng.choice(N, 5, replace=False)), np.sort(rng.choice(N, 40, replace=False)),
+            np.arange(100, 140), np.arange(N)]
+
+
+def _supported(s, seed):
+    """A support over random sets for ``s`` symbols, and symbols drawn from each symbol's set."""
+    rng = np.random.default_rng(seed)
+    sets = _sets(rng)
+    ids = rng.integers(0, len(sets), s)
+    sym = np.array([rng.choice(sets[i]) for i in ids])
+    return Support.of_sets(sets, N).select(ids), sets, ids, torch.from_numpy(sym)
+
+
+@pytest.mark.parametrize("k", [1, 5])
+def test_tables_give_slots_to_allowed_values_only(k):
+    mu, ls, logit = _params(3000, k, seed=k)
+    sup, sets, ids, _ = _supported(3000, seed=k)
+    m = Mixture(mu, ls, logit, N, sup)
+    c = m.scaled_cdf(np.broadcast_to(np.arange(N + 1)[:, None], (N + 1, len(m))))
+    assert (c[0] == 0).all() and (c[N] == 1 << PREC).all()
+    p = np.diff(c, axis=0).T                                                    # (S, N)
+    allowed = np.zeros((len(sets), N), bool)
+    for i, a in enumerate(sets):
+        allowed[i, a] = True
+    assert ((p >= 1) == allowed[ids]).all()                                     # allowed: a slot; else none
+    assert (p[allowed[ids].sum(axis=1) == 1].max(axis=1) == 1 << PREC).all()    # one value: certain
+    assert np.array_equal(m.tables().numpy(), p)                                # whole tables agree
+    # merging left-out values into their neighbours never makes the run dearer
+    plain = np.diff(Mixture(mu, ls, logit, N).scaled_cdf(
+        np.broadcast_to(np.arange(N + 1)[:, None], (N + 1, len(m)))), axis=0).T
+    v = np.array([np.random.default_rng(i).choice(sets[j]) for i, j in enumerate(ids)])
+    rows = np.arange(len(m))
+    assert np.log2(p[rows, v]).sum() >= np.log2(plain[rows, v]).sum()
+
+
+@pytest.mark.parametrize("coder", ["rans", "tables"])
+def test_both_coders_round_trip_under_a_support(coder):
+    runs = []
+    st = RansStack(32) if coder == "rans" else TableStack()
+    for i, size in enumerate([1, 500, 4000]):
+        mu, ls, logit = _params(size, 3, seed=20 + i)
+        sup, _, _, sym = _supported(size, seed=30 + i)
+        runs.append((sym, mu, ls, logit, sup, st.push(sym, Mixture(mu, ls, logit, N, sup))))
+    words = st.finish()
+    back = RansStack.resume(words, 0, 32) if coder == "rans" else TableStack.resume(words, 0, 0)
+    for sym, mu, ls, logit, sup, bits in reversed(runs):
+        got, got_bits = back.pop(Mixture(mu, ls, logit, N, sup))
+        assert torch.equal(got, sym) and torch.allclose(got_bits, bits)
+
+
+def _few_colours(h, w, n, seed=0):
+    pil = Image.fromarray(synthetic_photo(h, w, seed=seed))
+    return np.asarray(pil.quantize(n, dither=Image.Dither.NONE).convert("RGB")).copy()
+
+
+def test_a_few_colours_image_codes_among_its_colours_and_round_trips(trained_det_model):
+    x = _few_colours(96, 80, 24)
+    colours = image_colours(x)
+    assert colours is not None and len(colours) == len(np.unique(x.reshape(-1, 3), axis=0))
+    enc = whole.encode_image(trained_det_model, x, "det")
+    got, rest = pl.split_colours(enc.payload)
+    assert np.array_equal(got, colours)
+    assert np.array_equal(whole.decode_image(trained_det_model, enc.payload, 96, 80, "det"), x)
+    plain = whole.encode_image(trained_det_model, x, whole.Layout("det", version=3))
+    assert np.array_equal(whole.decode_image(trained_det_model, plain.payload, 96, 80,
+                                             whole.Layout("det", version=3)), x)
+    assert rest == plain.payload or enc.report.total_bits < plain.report.total_bits
+    assert enc.report.total_bits < 0.8 * plain.report.total_bits
+
+
+def test_grey_stored_as_rgb_pays_for_one_channel(trained_det_model):
+    g = synthetic_photo(64, 64, seed=3)[..., 1]
+    x = np.repeat(((g // 16) * 16)[..., None], 3, axis=2)  # at most 16 greys stored as RGB
+    cs = image_colours(x)
+    assert cs is not None and (cs[:, 0] == cs[:, 1]).all() and (cs[:, 1] == cs[:, 2]).all()
+    sup = ColourSet(cs)
+    red = torch.from_numpy(x[..., 0].astype(np.int64))
+    for c in (1, 2):                                    # green and blue follow from red: certain
+        s = sup.support(c, [red, red], red.numel())
+        assert (s.rank[s.ids, -1] == 1).all()
+    enc = whole.encode_image(trained_det_model, x, "det")
+    assert np.array_equal(whole.decode_image(trained_det_model, enc.payload, 64, 64, "det"), x)
+
+
+def test_the_list_is_kept_only_when_it_is_cheap():
+    photo = synthetic_photo(64, 64, seed=1)
+    assert image_colours(photo) is None                               # thousands of colours
+    x = _few_colours(64, 64, 30)
+    assert image_colours(x) is not None                               # 30 colours <= 1 % of 4096 pixels (40)
+    assert image_colours(_few_colours(64, 64, 60)) is None            # 60 > 40
+    assert image_colours(_few_colours(8, 8, 4)) is None               # 8x8: not even one colour pays
+    levels = np.arange(400 * 400) % 256                 # 256 greys: the most a list holds
+    grey = np.repeat(levels.reshape(400, 400, 1), 3, axis=2).astype(np.uint8)
+    assert len(image_colours(grey)) == 256
+    grey[0, 0] = [1, 2, 3]                               # 257 colours
+    assert image_colours(grey) is None
+
+
+def _file(model):
+    x = _few_colours(90, 70, 21, seed=5)          # 21 colours: the list ends inside a word
+    data, res = codec.compress_image(image_io.LoadedImage(Image.fromarray(x)), model=model)
+    return x, data
+
+
+def test_files_with_a_list_round_trip(trained_det_model):
+    x, data = _file(trained_det_model)
+    img, header = codec.decompress_bytes(data, model=trained_det_model)
+    assert header.version == container.VERSION == 4 and np.array_equal(np.asarray(img.pil), x)
+
+
+def _with_payload(data, payload):
+    header, (_, fallback) = container.read_container(data)
+    return container.write_container(header, [payload, fallback])
+
+
+@pytest.mark.parametrize("damage", ["count", "order", "repeat", "padding", "short"])
+def test_damaged_lists_are_refused_before_decoding(damage, trained_det_model):
+    _, data = _file(trained_det_model)
+    _, (payload, _) = container.read_container(data)
+    n = struct.unpack_from("<I", payload)[0]
+    b = bytearray(payload)
+    if damage == "count":
+        b[:4] = struct.pack("<I", 257)
+    elif damage == "order":
+        b[4:7], b[7:10] = payload[7:10], payload[4:7]
+    elif damage == "repeat":
+        b[7:10] = payload[4:7]
+    elif damage == "padding":
+        assert (3 * n) % 4
+        b[4 + 3 * n] = 1
+    else:
+        b = b[:4 + 3 * n - 2]
+    with pytest.raises(FormatError, match="colour list|truncated|corrupt"):
+        codec.check_streams(container.read_container(_with_payload(data, bytes(b)))[0],
+                            [bytes(b), b""])
+    with pytest.raises(FormatError):
+        codec.decompress_bytes(_with_payload(data, bytes(b)), model=trained_det_model)
+
+
+def test_a_version_4_file_relabelled_3_is_refused(trained_det_model):
+    _, data = _file(trained_det_model)
+    header, streams = container.read_container(data)
+    header.version = 3
+    with pytest.raises(FormatError, match="corrupt|truncated"):
+        codec.decompress_bytes(container.write_container(header, streams), model=trained_det_model)
