@@ -1,6 +1,6 @@
-"""Colour lists (format version 4): the coder restricted to the values an image of few colours
-holds. Tables over allowed sets, both coders, whole-image round trips, the choice of the list, and
-damaged lists."""
+"""Format version 4: colour lists (the coder restricted to the values an image of few colours
+holds: tables over allowed sets, both coders, round trips, the choice of the list, damaged lists)
+and scale offsets (chosen, stored, decoded, damaged)."""
 
 import struct
 
@@ -11,6 +11,7 @@ from PIL import Image
 
 from shvc_gui.core import codec, container, image_io
 from shvc_gui.core.entropy import payload as pl
+from shvc_gui.core.entropy import pyramid as pyr
 from shvc_gui.core.entropy import whole
 from shvc_gui.core.entropy.ans import TableStack
 from shvc_gui.core.entropy.colours import ColourSet, image_colours
@@ -178,3 +179,50 @@ def test_a_version_4_file_relabelled_3_is_refused(trained_det_model):
     header.version = 3
     with pytest.raises(FormatError, match="corrupt|truncated"):
         codec.decompress_bytes(container.write_container(header, streams), model=trained_det_model)
+
+
+# --- scale offsets (version 4): the network's log-scales fitted to the image, per tuned sub-image ---
+def _grainy(h, w, seed=0):
+    """A photo with strong grain: the models predict narrower distributions than it needs."""
+    rng = np.random.default_rng(seed)
+    x = synthetic_photo(h, w, seed=seed).astype(np.int64) + rng.normal(0, 12, (h, w, 3)).round().astype(np.int64)
+    return np.clip(x, 0, 255).astype(np.uint8)
+
+
+def test_offsets_are_chosen_stored_and_round_trip(trained_det_model, monkeypatch):
+    h, w = 150, 140                                            # sub-images of 75x70 >= 4096: 3 tuned steps
+    x = _grainy(h, w)
+    assert pyr.tuned_steps(h, w) == 3
+    enc = whole.encode_image(trained_det_model, x, "det")
+    colours, offsets, _ = pl.split_tuning(enc.payload, 3)
+    assert colours is None and offsets.shape == (3, 3) and (offsets != 0).any()
+    assert set(offsets.ravel()) <= set(whole.OFFSETS)
+    assert np.array_equal(whole.decode_image(trained_det_model, enc.payload, h, w, "det"), x)
+    # the chosen offsets code the image in fewer bits than none
+    monkeypatch.setattr(whole, "_choose_offsets", lambda *a: [0, 0, 0])
+    plain = whole.encode_image(trained_det_model, x, "det")
+    assert pl.split_tuning(plain.payload, 3)[1].tolist() == [[0, 0, 0]] * 3
+    assert enc.report.total_bits < plain.report.total_bits
+
+
+def test_small_images_have_no_offsets(trained_det_model):
+    assert pyr.tuned_steps(64, 64) == 0 and pyr.tuned_steps(127, 129) == 1
+    x = _grainy(64, 64, seed=2)
+    enc = whole.encode_image(trained_det_model, x, "det")
+    assert struct.unpack_from("<I", enc.payload)[0] == 0                   # no colours, and then the table
+    assert np.array_equal(whole.decode_image(trained_det_model, enc.payload, 64, 64, "det"), x)
+
+
+@pytest.mark.parametrize("damage", ["range", "padding", "short"])
+def test_damaged_offsets_are_refused(damage, trained_det_model):
+    h, w = 150, 140
+    enc = whole.encode_image(trained_det_model, _grainy(h, w, seed=3), "det")
+    b = bytearray(enc.payload)
+    if damage == "range":
+        b[4] = 65                                                          # first offset byte: > 64
+    elif damage == "padding":
+        b[4 + 9] = 1                                                       # 9 offsets, then 3 padding bytes
+    else:
+        b = b[:4 + 6]
+    with pytest.raises(FormatError, match="scale offsets|truncated|corrupt"):
+        whole.decode_image(trained_det_model, bytes(b), h, w, "det")

@@ -184,8 +184,9 @@ def check_streams(header: container.Header, streams: list[bytes], pop_bound=None
     n_dims = 3 * header.width * header.height
     bounds = _stream_bounds(header, n_dims, pop_bound)
     from .entropy import payload as layout
-    if layout.has_colours(header.version, header.variant):
-        payload = layout.split_colours(payload)[1]
+    from .entropy.pyramid import tuned_steps
+    if layout.tuned(header.version, header.variant):
+        payload = layout.split_tuning(payload, tuned_steps(header.height, header.width))[2]
     words = np.frombuffer(payload[:len(payload) - len(payload) % 4], "<u4")
     head = 2 if header.version >= 2 else 1
     if len(payload) % 4 or len(words) < head:

@@ -17,8 +17,10 @@ from ..errors import FormatError
 VERSIONS = (1, 2, 3, 4)           # format versions whose payloads the coders write and read
 PATCH_VERSION = 2                 # the patch coder's newest payload (versions 3, 4 code shvc/arib as version 2 does)
 WHOLE_VERSION = 3                 # from this version on, ``det`` payloads code the whole image (:mod:`.whole`)
-COLOURS_VERSION = 4               # from this version on, whole-image payloads start with a colour list (:mod:`.colours`)
+TUNED_VERSION = 4                 # from this version on, whole-image payloads start with a colour list (:mod:`.colours`)
+                                  # and scale offsets (:mod:`.whole`)
 MAX_COLOURS = 256                 # the longest colour list a payload holds
+MAX_OFFSET = 64                   # scale offsets lie in [-MAX_OFFSET, MAX_OFFSET] (1/16 nat)
 MAX_POP_BITS = 24                 # no popped symbol costs more (both coders: tables of 2^20, >= 1 each)
 STREAM_SUBPIXELS = 12_000_000     # auto_streams: about this many coded sub-pixels per stream
 
@@ -29,9 +31,18 @@ def whole_image(version: int, variant: str) -> bool:
     return version >= WHOLE_VERSION and variant == "det"
 
 
-def has_colours(version: int, variant: str) -> bool:
-    """Whether a payload of this format version and variant starts with a colour list."""
-    return whole_image(version, variant) and version >= COLOURS_VERSION
+def tuned(version: int, variant: str) -> bool:
+    """Whether a payload of this format version and variant starts with a colour list and scale
+    offsets (:func:`split_tuning`)."""
+    return whole_image(version, variant) and version >= TUNED_VERSION
+
+
+def split_tuning(payload: bytes, steps: int) -> tuple[np.ndarray | None, np.ndarray, bytes]:
+    """(colour list or None, scale offsets (steps, 3), the stream table and streams) of a tuned
+    payload; ``steps``: the tuned sub-images of the image (``pyramid.tuned_steps``)."""
+    colours, payload = split_colours(payload)
+    offsets, payload = split_offsets(payload, steps)
+    return colours, offsets, payload
 
 
 def pack_colours(colours: np.ndarray | None) -> bytes:
@@ -67,6 +78,25 @@ def check_colours(colours: np.ndarray) -> None:
     packed = (c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]
     if not 1 <= len(packed) <= MAX_COLOURS or (np.diff(packed) <= 0).any():
         raise FormatError("The compressed stream is corrupt (bad colour list).")
+
+
+def pack_offsets(offsets: np.ndarray) -> bytes:
+    """The scale offsets section: one int8 per (tuned step, channel), zero-padded to whole words."""
+    data = np.asarray(offsets, np.int8).tobytes()
+    return data + bytes(-len(data) % 4)
+
+
+def split_offsets(payload: bytes, steps: int) -> tuple[np.ndarray, bytes]:
+    """(the scale offsets (steps, 3) int64, the rest of the payload), each offset checked to lie in
+    [-MAX_OFFSET, MAX_OFFSET] and the padding to be zeros."""
+    n = 3 * steps
+    end = -(-n // 4) * 4
+    if len(payload) < end:
+        raise FormatError("The compressed stream is truncated.")
+    offsets = np.frombuffer(payload, np.int8, n).astype(np.int64).reshape(steps, 3)
+    if any(payload[n:end]) or (np.abs(offsets) > MAX_OFFSET).any():
+        raise FormatError("The compressed stream is corrupt (bad scale offsets).")
+    return offsets, payload[end:]
 
 
 def groups(n: int, group_size: int) -> list[tuple[int, int]]:

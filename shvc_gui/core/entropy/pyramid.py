@@ -30,6 +30,7 @@ from ..tiling import PAD_VALUE
 
 K = 2                             # the sub-pixel factor of the whole-image pyramid (models with k = 2)
 BLOCKS = K * K
+TUNED_POSITIONS = 1 << 12        # a sub-image of at least this many positions gets its own scale offsets
 BAND_POSITIONS = 1 << 15          # positions of a sub-image per coded run (one band of rows): 2^16 made
                                   # the network's temporaries large enough for fresh pages on every band
                                   # (12-MP photo: 12 s of system time), 2^14 was no faster than 2^15
@@ -63,6 +64,18 @@ class Level:
     def extent(self, j: int) -> tuple[int, int]:
         """(rows, cols) of sub-image ``j`` that hold pixels of the level (the rest is padding)."""
         return (self.height - j // K + 1) // K, (self.width - j % K + 1) // K
+
+
+def tuned(level: Level, j: int) -> bool:
+    """Whether sub-image ``j`` of ``level`` is large enough for scale offsets of its own (format
+    version 4; smaller ones are coded with offset 0)."""
+    rows, cols = level.extent(j)
+    return rows * cols >= TUNED_POSITIONS
+
+
+def tuned_steps(height: int, width: int) -> int:
+    """How many sub-images of the image's pyramid have scale offsets (:func:`tuned`)."""
+    return sum(tuned(level, j) for level in levels(height, width) for j in level.blocks)
 
 
 def levels(height: int, width: int) -> list[Level]:

@@ -14,7 +14,12 @@ size nor the network batch.
 
 From format version 4 the payload starts with the image's colour list when it has few colours
 (:mod:`.colours`; an empty list otherwise), and every sub-pixel is coded among the values the list
-allows given the channels before it.
+allows given the channels before it. Then come scale offsets: for every sub-image of at least
+``pyramid.TUNED_POSITIONS`` positions, one per channel, added to the network's log-scales (1/16 nat)
+of all its sub-pixels. The network is one model for every image; the offsets fit its confidence to
+this one (a grainy photo wants wider distributions than the model predicts, a clean render
+narrower). The encoder picks them from :data:`OFFSETS` by the code length of a sample of the
+sub-image (:func:`_choose_offsets`); the decoder only reads them.
 
 Streams are independent rANS stacks (or whole-table stacks for small images: the coders of
 :mod:`.rans` and :mod:`.ans` through the :class:`~.mixture.Coder` protocol). Each step (a level's
@@ -40,7 +45,12 @@ from .colours import ColourSet, image_colours
 from .halo import band_params, receptive_radius
 from .mixture import Mixture
 from .parallel import Progress, default_workers, timed_streams
+from .mixture import PREC
 from .rans import lanes_for
+
+OFFSETS = (0, -2, 2, -4, 4, 6, 8, -8, 12, 16, 24)   # the encoder's candidates, in order of preference on ties
+SAMPLE_POSITIONS = 1 << 15        # positions of a sub-image the encoder's choice looks at ...
+SAMPLE_PIECES = 4                 # ... in this many row ranges spread over it
 
 
 @dataclass
@@ -79,11 +89,36 @@ def _rows(t: torch.Tensor) -> torch.Tensor:
     return t[0].permute(1, 2, 0).reshape(-1, t.shape[1])
 
 
-def _mixture(job: _Job, c: int, prev: list[torch.Tensor], mean, ls, logit) -> Mixture:
-    """Channel ``c`` of a band, given its channels < c (``prev``) for the colour list."""
+def _mixture(job: _Job, c: int, prev: list[torch.Tensor], mean, ls, logit, offset: int) -> Mixture:
+    """Channel ``c`` of a band, given its channels < c (``prev``) for the colour list, its
+    log-scales shifted by ``offset``."""
     mu = _rows(mean)
     support = None if job.colours is None else job.colours.support(c, prev, mu.shape[0])
-    return Mixture(mu, _rows(ls), _rows(logit), PIXEL_BINS, support)
+    return Mixture(mu, _rows(ls) + offset, _rows(logit), PIXEL_BINS, support)
+
+
+def _choose_offsets(job: _Job, X, level: pyr.Level, j: int, stats: dict) -> list[int]:
+    """The encoder's scale offsets of sub-image ``j`` of ``level``, one per channel: the candidate of
+    :data:`OFFSETS` that codes a sample of it (SAMPLE_PIECES row ranges, about SAMPLE_POSITIONS
+    positions in all) in the fewest bits."""
+    vh, vw = level.extent(j)
+    if vh * vw <= SAMPLE_POSITIONS:
+        pieces = [(0, vh)]
+    else:
+        rows = max(1, SAMPLE_POSITIONS // SAMPLE_PIECES // vw)
+        pieces = sorted({(a, min(vh, a + rows)) for a in ((2 * i + 1) * vh // (2 * SAMPLE_PIECES)
+                                                          for i in range(SAMPLE_PIECES))})
+    bits = np.zeros((3, len(OFFSETS)))
+    for a, b in pieces:
+        logit, mu, ls, beta, centre = _band(job, X, j, a, b, vw, stats)
+        xs = X[j, :, a:b, :vw].to(device=mu.device, dtype=torch.int64).unsqueeze(1)
+        for c in range(3):
+            mean = channel_mean(mu, beta, list(xs[:c]), c, exact=True, centre=centre)
+            v = xs[c].reshape(-1).cpu().numpy()
+            for i, d in enumerate(OFFSETS):
+                m = _mixture(job, c, list(xs[:c]), mean, ls[:, c], logit[:, c], d)
+                bits[c, i] += (PREC - np.log2(m.scaled_cdf(v + 1) - m.scaled_cdf(v))).sum()
+    return [OFFSETS[int(np.argmin(bits[c]))] for c in range(3)]
 
 
 def _band(job: _Job, X, j, a, b, vw, stats):
@@ -93,8 +128,9 @@ def _band(job: _Job, X, j, a, b, vw, stats):
     return crop(logit), crop(mu), crop(ls), crop(beta), crop(centre)
 
 
-def _encode_part(job: _Job, st, X, level: pyr.Level, j: int, rows, bmap: np.ndarray, stats: dict) -> None:
-    """Push sub-image j of ``level`` in the stripe ``rows`` of one stream (bands and channels backwards)."""
+def _encode_part(job: _Job, st, X, level: pyr.Level, j: int, offsets, rows, bmap: np.ndarray, stats: dict) -> None:
+    """Push sub-image j of ``level`` in the stripe ``rows`` of one stream (bands and channels backwards),
+    its log-scales shifted by ``offsets`` (one per channel)."""
     vh, vw = level.extent(j)
     view = pyr.image_view(bmap, level, j)
     for a, b in reversed(pyr.bands(*rows, level.cols)):
@@ -104,15 +140,17 @@ def _encode_part(job: _Job, st, X, level: pyr.Level, j: int, rows, bmap: np.ndar
         logit, mu, ls, beta, centre = _band(job, X, j, a, b, vw, stats)
         xs = X[j, :, a:b, :vw].to(device=mu.device, dtype=torch.int64).unsqueeze(1)     # (3, 1, r, vw)
         runs = [(xs[c].reshape(-1), _mixture(job, c, list(xs[:c]), channel_mean(mu, beta, list(xs[:c]), c, exact=True,
-                                                                                centre=centre), ls[:, c], logit[:, c]))
+                                                                                centre=centre), ls[:, c], logit[:, c],
+                                             offsets[c]))
                 for c in range(3)]
         bits = sum(st.push(sym.cpu(), m) for sym, m in reversed(runs))
         view[a:b, :vw] = bits.view(b - a, vw).numpy()
         job.progress.add((b - a) * vw)
 
 
-def _decode_part(job: _Job, st, X, level: pyr.Level, j: int, rows, stats: dict) -> None:
-    """Pop sub-image j of ``level`` in the stripe ``rows`` of one stream into ``X`` (in place)."""
+def _decode_part(job: _Job, st, X, level: pyr.Level, j: int, offsets, rows, stats: dict) -> None:
+    """Pop sub-image j of ``level`` in the stripe ``rows`` of one stream into ``X`` (in place), its
+    log-scales shifted by ``offsets``."""
     vh, vw = level.extent(j)
     for a, b in pyr.bands(*rows, level.cols):
         b = min(b, vh)
@@ -122,7 +160,7 @@ def _decode_part(job: _Job, st, X, level: pyr.Level, j: int, rows, stats: dict) 
         prev = []
         for c in range(3):
             mean = channel_mean(mu, beta, prev, c, exact=True, centre=centre)
-            sym, _ = st.pop(_mixture(job, c, prev, mean, ls[:, c], logit[:, c]))
+            sym, _ = st.pop(_mixture(job, c, prev, mean, ls[:, c], logit[:, c], offsets[c]))
             plane = sym.view(1, b - a, vw)
             X[j, c, a:b, :vw] = plane[0].to(torch.uint8)
             prev.append(plane.to(mu.device))
@@ -172,19 +210,25 @@ def encode_image(model: IntegerSHVC, rgb: np.ndarray, layout: Layout | str = "de
     n_dims = 3 * h * w
     streams = layout.streams or pl.auto_streams(n_dims)
     lanes = lanes_for(n_dims // streams) if layout.lanes is None else layout.lanes
-    colours = image_colours(rgb) if pl.has_colours(layout.version, layout.variant) else None
+    adaptive = pl.tuned(layout.version, layout.variant)           # version 4: colour list and scale offsets
+    colours = image_colours(rgb) if adaptive else None
     job = _prepare(model, layout, run, h * w, streams, colours)
     stats = {} if run.stats is None else run.stats
     pyramid = pyr.levels(h, w)
     images = pyr.split_all(torch.from_numpy(np.require(rgb, requirements=["C", "W"])).permute(2, 0, 1), pyramid)
     stacks = [stack_class(layout.version, lanes).start(None, lanes) for _ in range(streams)]
     bmap = np.zeros((h, w), np.float32)
+    tuned = []                                             # offsets of the tuned sub-images, last first
     for level, j in reversed(_steps(pyramid)):
         X, stripes = images[level.n], pyr.stripes(level.rows, streams)
-        _run_step(job, stats, lambda s, own: _encode_part(job, stacks[s], X, level, j, stripes[s], bmap, own))
+        offsets = [0, 0, 0]
+        if adaptive and pyr.tuned(level, j):
+            offsets = _choose_offsets(job, X, level, j, stats)
+            tuned.append(offsets)
+        _run_step(job, stats, lambda s, own: _encode_part(job, stacks[s], X, level, j, offsets, stripes[s], bmap, own))
     data = pl.pack([(0, st.finish(0)) for st in stacks], lanes, layout.version)
-    if pl.has_colours(layout.version, layout.variant):
-        data = pl.pack_colours(colours) + data
+    if adaptive:
+        data = pl.pack_colours(colours) + pl.pack_offsets(tuned[::-1]) + data
     report = ImageReport(total_bits=8 * len(data), initial_bits=0,
                          neg_elbo_bits=float(sum(st.pushed_bits for st in stacks)), bits_map=bmap, n_dims=n_dims)
     return EncodedImage(data, report)
@@ -195,9 +239,10 @@ def decode_image(model: IntegerSHVC, payload: bytes, height: int, width: int, la
     """Inverse of :func:`encode_image`: the uint8 image (height, width, 3). The payload's stream
     table is taken as it is (``codec.check_streams`` has checked it against the image size)."""
     layout, run = records(_whole(layout), run, options)
-    colours = None
-    if pl.has_colours(layout.version, layout.variant):
-        colours, payload = pl.split_colours(payload)
+    colours, offsets = None, np.zeros((0, 3), np.int64)
+    adaptive = pl.tuned(layout.version, layout.variant)
+    if adaptive:
+        colours, offsets, payload = pl.split_tuning(payload, pyr.tuned_steps(height, width))
     count = pl.stream_count(payload)
     lanes, words = pl.unpack(payload, count, layout.version)
     if count < 1 or any(prefix for prefix, _ in words):
@@ -205,14 +250,16 @@ def decode_image(model: IntegerSHVC, payload: bytes, height: int, width: int, la
     job = _prepare(model, layout, run, height * width, count, colours)
     stats = {} if run.stats is None else run.stats
     stacks = [stack_class(layout.version, lanes).resume(ws, 0, lanes) for _, ws in words]
-    cur = None
+    cur, tuned = None, iter(offsets.tolist())
     for level in reversed(pyr.levels(height, width)):
         X = torch.full((pyr.BLOCKS, 3, level.rows, level.cols), PAD_VALUE, dtype=torch.uint8)
         if not level.top:
             X[0] = cur
         stripes = pyr.stripes(level.rows, count)
         for j in level.blocks:
-            _run_step(job, stats, lambda s, own: _decode_part(job, stacks[s], X, level, j, stripes[s], own))
+            step_offsets = next(tuned) if adaptive and pyr.tuned(level, j) else [0, 0, 0]
+            _run_step(job, stats, lambda s, own: _decode_part(job, stacks[s], X, level, j, step_offsets, stripes[s],
+                                                              own))
         cur = pyr.join(X, level)
     for st in stacks:
         st.check_finished(np.zeros(0, np.uint32))
