@@ -18,8 +18,8 @@ allows given the channels before it. Then come scale offsets: for every sub-imag
 ``pyramid.TUNED_POSITIONS`` positions, one per channel, added to the network's log-scales (1/16 nat)
 of all its sub-pixels. The network is one model for every image; the offsets fit its confidence to
 this one (a grainy photo wants wider distributions than the model predicts, a clean render
-narrower). The encoder picks them from :data:`OFFSETS` by the code length of a sample of the
-sub-image (:func:`_choose_offsets`); the decoder only reads them.
+narrower). The encoder picks them by the code length of a sample of the sub-image, coarse then
+fine (:data:`COARSE`, :data:`FINE`, :func:`_choose_offsets`); the decoder only reads them.
 
 Streams are independent rANS stacks (or whole-table stacks for small images: the coders of
 :mod:`.rans` and :mod:`.ans` through the :class:`~.mixture.Coder` protocol). Each step (a level's
@@ -48,8 +48,10 @@ from .parallel import Progress, default_workers, timed_streams
 from .mixture import PREC
 from .rans import lanes_for
 
-OFFSETS = (0, -2, 2, -4, 4, 6, 8, -8, 12, 16, 24)   # the encoder's candidates, in order of preference on ties
-SAMPLE_POSITIONS = 1 << 15        # positions of a sub-image the encoder's choice looks at ...
+COARSE = (0, -4, 4, 8, 16)        # the encoder's first candidates (on ties the first wins) ...
+FINE = {-4: (-6, -2), 0: (-2, 2), 4: (2, 6), 8: (6, 12), 16: (12, 24)}   # ... then the best one's neighbours
+OFFSETS = tuple(sorted({d for pair in FINE.values() for d in pair} | set(COARSE)))   # all it may choose
+SAMPLE_POSITIONS = 1 << 14        # positions of a sub-image the encoder's choice looks at ...
 SAMPLE_PIECES = 4                 # ... in this many row ranges spread over it
 
 
@@ -98,9 +100,9 @@ def _mixture(job: _Job, c: int, prev: list[torch.Tensor], mean, ls, logit, offse
 
 
 def _choose_offsets(job: _Job, X, level: pyr.Level, j: int, stats: dict) -> list[int]:
-    """The encoder's scale offsets of sub-image ``j`` of ``level``, one per channel: the candidate of
-    :data:`OFFSETS` that codes a sample of it (SAMPLE_PIECES row ranges, about SAMPLE_POSITIONS
-    positions in all) in the fewest bits."""
+    """The encoder's scale offsets of sub-image ``j`` of ``level``, one per channel: the best of
+    :data:`COARSE` by the code length of a sample of it (SAMPLE_PIECES row ranges, about
+    SAMPLE_POSITIONS positions in all), then the best of it and its :data:`FINE` neighbours."""
     vh, vw = level.extent(j)
     if vh * vw <= SAMPLE_POSITIONS:
         pieces = [(0, vh)]
@@ -108,17 +110,28 @@ def _choose_offsets(job: _Job, X, level: pyr.Level, j: int, stats: dict) -> list
         rows = max(1, SAMPLE_POSITIONS // SAMPLE_PIECES // vw)
         pieces = sorted({(a, min(vh, a + rows)) for a in ((2 * i + 1) * vh // (2 * SAMPLE_PIECES)
                                                           for i in range(SAMPLE_PIECES))})
-    bits = np.zeros((3, len(OFFSETS)))
+    runs = [[], [], []]                                    # per channel: (mixture arguments, symbols)
     for a, b in pieces:
         logit, mu, ls, beta, centre = _band(job, X, j, a, b, vw, stats)
         xs = X[j, :, a:b, :vw].to(device=mu.device, dtype=torch.int64).unsqueeze(1)
         for c in range(3):
             mean = channel_mean(mu, beta, list(xs[:c]), c, exact=True, centre=centre)
-            v = xs[c].reshape(-1).cpu().numpy()
-            for i, d in enumerate(OFFSETS):
-                m = _mixture(job, c, list(xs[:c]), mean, ls[:, c], logit[:, c], d)
-                bits[c, i] += (PREC - np.log2(m.scaled_cdf(v + 1) - m.scaled_cdf(v))).sum()
-    return [OFFSETS[int(np.argmin(bits[c]))] for c in range(3)]
+            runs[c].append(((job, c, list(xs[:c]), mean, ls[:, c], logit[:, c]), xs[c].reshape(-1).cpu().numpy()))
+
+    def bits(c: int, d: int) -> float:
+        total = 0.0
+        for args, v in runs[c]:
+            m = _mixture(*args, d)
+            total += float((PREC - np.log2(m.scaled_cdf(v + 1) - m.scaled_cdf(v))).sum())
+        return total
+
+    out = []
+    for c in range(3):
+        cost = {d: bits(c, d) for d in COARSE}
+        best = min(COARSE, key=cost.get)
+        cost.update({d: bits(c, d) for d in FINE[best]})
+        out.append(min((best,) + FINE[best], key=cost.get))
+    return out
 
 
 def _band(job: _Job, X, j, a, b, vw, stats):
