@@ -14,7 +14,7 @@ from shvc_gui.core.entropy import payload as pl
 from shvc_gui.core.entropy import pyramid as pyr
 from shvc_gui.core.entropy import whole
 from shvc_gui.core.entropy.ans import TableStack
-from shvc_gui.core.entropy.colours import ColourSet, image_colours
+from shvc_gui.core.entropy.colours import ColourSet, channel_masks, image_colours
 from shvc_gui.core.entropy.mixture import PREC, Mixture, Support
 from shvc_gui.core.entropy.rans import RansStack
 from shvc_gui.core.errors import FormatError
@@ -94,13 +94,12 @@ def test_a_few_colours_image_codes_among_its_colours_and_round_trips(trained_det
     colours = image_colours(x)
     assert colours is not None and len(colours) == len(np.unique(x.reshape(-1, 3), axis=0))
     enc = whole.encode_image(trained_det_model, x, "det")
-    got, rest = pl.split_colours(enc.payload)
-    assert np.array_equal(got, colours)
+    got, masks, offsets, rest = pl.split_tuning(enc.payload, pyr.tuned_steps(96, 80))
+    assert np.array_equal(got, colours) and masks is None
     assert np.array_equal(whole.decode_image(trained_det_model, enc.payload, 96, 80, "det"), x)
     plain = whole.encode_image(trained_det_model, x, whole.Layout("det", version=3))
     assert np.array_equal(whole.decode_image(trained_det_model, plain.payload, 96, 80,
                                              whole.Layout("det", version=3)), x)
-    assert rest == plain.payload or enc.report.total_bits < plain.report.total_bits
     assert enc.report.total_bits < 0.8 * plain.report.total_bits
 
 
@@ -149,26 +148,28 @@ def _with_payload(data, payload):
     return container.write_container(header, [payload, fallback])
 
 
-@pytest.mark.parametrize("damage", ["count", "order", "repeat", "padding", "short"])
+@pytest.mark.parametrize("damage", ["kind", "count", "zero", "order", "repeat", "padding", "short"])
 def test_damaged_lists_are_refused_before_decoding(damage, trained_det_model):
     _, data = _file(trained_det_model)
     _, (payload, _) = container.read_container(data)
-    n = struct.unpack_from("<I", payload)[0]
-    b = bytearray(payload)
-    if damage == "count":
-        b[:4] = struct.pack("<I", 257)
+    assert struct.unpack_from("<II", payload) == (pl.VALUES_COLOURS, 21)
+    b = bytearray(payload)                                  # kind, count, 21 colours from byte 8, 3 zeros
+    if damage == "kind":
+        b[:4] = struct.pack("<I", 3)
+    elif damage == "count":
+        b[4:8] = struct.pack("<I", 257)
+    elif damage == "zero":
+        b[4:8] = struct.pack("<I", 0)
     elif damage == "order":
-        b[4:7], b[7:10] = payload[7:10], payload[4:7]
+        b[8:11], b[11:14] = payload[11:14], payload[8:11]
     elif damage == "repeat":
-        b[7:10] = payload[4:7]
+        b[11:14] = payload[8:11]
     elif damage == "padding":
-        assert (3 * n) % 4
-        b[4 + 3 * n] = 1
+        b[8 + 63] = 1
     else:
-        b = b[:4 + 3 * n - 2]
-    with pytest.raises(FormatError, match="colour list|truncated|corrupt"):
-        codec.check_streams(container.read_container(_with_payload(data, bytes(b)))[0],
-                            [bytes(b), b""])
+        b = b[:8 + 60]
+    with pytest.raises(FormatError, match="colour list|allowed-values|truncated|corrupt"):
+        codec.check_streams(container.read_container(_with_payload(data, bytes(b)))[0], [bytes(b), b""])
     with pytest.raises(FormatError):
         codec.decompress_bytes(_with_payload(data, bytes(b)), model=trained_det_model)
 
@@ -194,14 +195,14 @@ def test_offsets_are_chosen_stored_and_round_trip(trained_det_model, monkeypatch
     x = _grainy(h, w)
     assert pyr.tuned_steps(h, w) == 3
     enc = whole.encode_image(trained_det_model, x, "det")
-    colours, offsets, _ = pl.split_tuning(enc.payload, 3)
-    assert colours is None and offsets.shape == (3, 3) and (offsets != 0).any()
+    colours, masks, offsets, _ = pl.split_tuning(enc.payload, 3)
+    assert colours is None and masks is None and offsets.shape == (3, 3) and (offsets != 0).any()
     assert set(offsets.ravel()) <= set(whole.OFFSETS)
     assert np.array_equal(whole.decode_image(trained_det_model, enc.payload, h, w, "det"), x)
     # the chosen offsets code the image in fewer bits than none
     monkeypatch.setattr(whole, "_choose_offsets", lambda *a: [0, 0, 0])
     plain = whole.encode_image(trained_det_model, x, "det")
-    assert pl.split_tuning(plain.payload, 3)[1].tolist() == [[0, 0, 0]] * 3
+    assert pl.split_tuning(plain.payload, 3)[2].tolist() == [[0, 0, 0]] * 3
     assert enc.report.total_bits < plain.report.total_bits
 
 
@@ -209,7 +210,7 @@ def test_small_images_have_no_offsets(trained_det_model):
     assert pyr.tuned_steps(64, 64) == 0 and pyr.tuned_steps(127, 129) == 1
     x = _grainy(64, 64, seed=2)
     enc = whole.encode_image(trained_det_model, x, "det")
-    assert struct.unpack_from("<I", enc.payload)[0] == 0                   # no colours, and then the table
+    assert struct.unpack_from("<I", enc.payload)[0] == pl.VALUES_ALL       # every value, and then the table
     assert np.array_equal(whole.decode_image(trained_det_model, enc.payload, 64, 64, "det"), x)
 
 
@@ -219,10 +220,47 @@ def test_damaged_offsets_are_refused(damage, trained_det_model):
     enc = whole.encode_image(trained_det_model, _grainy(h, w, seed=3), "det")
     b = bytearray(enc.payload)
     if damage == "range":
-        b[4] = 65                                                          # first offset byte: > 64
+        b[4] = 65                                                          # first offset byte (after the kind): > 64
     elif damage == "padding":
         b[4 + 9] = 1                                                       # 9 offsets, then 3 padding bytes
     else:
         b = b[:4 + 6]
     with pytest.raises(FormatError, match="scale offsets|truncated|corrupt"):
         whole.decode_image(trained_det_model, bytes(b), h, w, "det")
+
+
+# --- channel masks: few levels per channel, many colours -------------------------------------------
+def _levels(h, w, bits, seed=0):
+    """A photo stored with ``bits`` bits a channel and scaled back to 8 (many colours, few levels)."""
+    x = synthetic_photo(h, w, seed=seed).astype(np.int64) >> (8 - bits)
+    return (x * 255 // ((1 << bits) - 1)).astype(np.uint8)
+
+
+def test_few_levels_per_channel_code_among_them(trained_det_model):
+    x = _levels(120, 100, 5)
+    assert image_colours(x) is None
+    masks = channel_masks(x)
+    assert masks is not None and all(np.array_equal(np.flatnonzero(masks[c]), np.unique(x[..., c])) for c in range(3))
+    enc = whole.encode_image(trained_det_model, x, "det")
+    colours, got, _, _ = pl.split_tuning(enc.payload, pyr.tuned_steps(120, 100))
+    assert colours is None and np.array_equal(got, masks)
+    assert np.array_equal(whole.decode_image(trained_det_model, enc.payload, 120, 100, "det"), x)
+    plain = whole.encode_image(trained_det_model, x, whole.Layout("det", version=3))
+    assert enc.report.total_bits < 0.7 * plain.report.total_bits
+
+
+def test_masks_only_for_sparse_channels_and_large_enough_images():
+    assert channel_masks(synthetic_photo(100, 100, seed=1)) is None             # every level in its range
+    assert channel_masks(_levels(100, 100, 6)) is not None                      # a quarter of the levels: kept
+    assert channel_masks(_levels(30, 30, 4)) is None                            # 96 bytes > 1 % of 30x30x3
+
+
+def test_damaged_masks_are_refused(trained_det_model):
+    enc = whole.encode_image(trained_det_model, _levels(120, 100, 5), "det")
+    assert struct.unpack_from("<I", enc.payload)[0] == pl.VALUES_CHANNELS
+    b = bytearray(enc.payload)
+    b[4 + 32:4 + 64] = bytes(32)                                                # green: no value allowed
+    with pytest.raises(FormatError, match="channel value masks"):
+        whole.decode_image(trained_det_model, bytes(b), 120, 100, "det")
+    with pytest.raises(FormatError, match="truncated"):
+        whole.decode_image(trained_det_model, enc.payload[:50], 120, 100, "det")

@@ -1,4 +1,5 @@
-"""The colours an image holds: images of few colours code only those (format version 4, ``det``).
+"""The values an image holds: images of few colours, or of few levels per channel, code only those
+(format version 4, ``det``).
 
 A photograph holds tens of thousands of colours, and the model spreads probability over all 256
 values of each channel. An image of few colours (a palette image saved as RGB, a scan reduced to a
@@ -14,6 +15,12 @@ The mass of every value left out goes to its nearest allowed neighbour, so no su
 than without the list; a channel with one allowed value costs nothing. The list itself costs 24 bits
 a colour, so it is used only for at most :data:`MAX_COLOURS` colours and when it takes at most
 :data:`MAX_SHARE` of the raw pixels (:func:`image_colours`).
+
+An image of more colours may still hold few levels per channel (a photo stored with 5 or 6 bits a
+channel and scaled to 8, a strong contrast stretch): then each channel is restricted to its own
+levels (:class:`ChannelSets`, 96 bytes of masks), when some channel uses at most half of the
+values between its darkest and brightest (:func:`channel_masks`). :func:`choose` takes the list
+first, then the masks.
 """
 
 from __future__ import annotations
@@ -24,13 +31,18 @@ import torch
 from .mixture import Support
 from .payload import MAX_COLOURS, check_colours
 
-MAX_SHARE = 0.01                  # the list takes at most this share of the raw pixels' 24 bits each
+MAX_SHARE = 0.01                  # the list or masks take at most this share of the raw pixels' 24 bits each
 BINS = 256
+MASK_BYTES = 3 * BINS // 8        # the channel masks: one bit per value and channel
 
 
 def _packed(rgb: np.ndarray) -> np.ndarray:
     c = rgb.reshape(-1, 3).astype(np.uint32)
     return (c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]
+
+
+def _affordable(nbytes: int, rgb: np.ndarray) -> bool:
+    return nbytes <= MAX_SHARE * 3 * rgb.shape[0] * rgb.shape[1]
 
 
 def image_colours(rgb: np.ndarray) -> np.ndarray | None:
@@ -45,12 +57,45 @@ def image_colours(rgb: np.ndarray) -> np.ndarray | None:
     seen[_packed(rgb)] = True
     if np.count_nonzero(seen) > limit:
         return None
-    return unpack(np.flatnonzero(seen).astype(np.uint32))
-
-
-def unpack(packed: np.ndarray) -> np.ndarray:
-    """(N,) 0xRRGGBB words -> (N, 3) uint8 colours."""
+    packed = np.flatnonzero(seen).astype(np.uint32)
     return np.stack([(packed >> s) & 0xFF for s in (16, 8, 0)], axis=1).astype(np.uint8)
+
+
+def channel_masks(rgb: np.ndarray) -> np.ndarray | None:
+    """The values each channel of ``rgb`` uses, (3, 256) bool, when the coder should restrict to
+    them: some channel uses at most half of the values between its smallest and largest, and the
+    masks take no more than MAX_SHARE of the raw pixels; else None."""
+    if not _affordable(MASK_BYTES, rgb):
+        return None
+    masks = np.stack([np.bincount(rgb[..., c].ravel(), minlength=BINS) > 0 for c in range(3)])
+    for m in masks:
+        used = np.flatnonzero(m)
+        if 2 * len(used) <= used[-1] - used[0] + 1:
+            return masks
+    return None
+
+
+def choose(rgb: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The encoder's restriction of ``rgb``: (colour list, None), (None, channel masks) or (None, None)."""
+    colours = image_colours(rgb)
+    return (colours, None) if colours is not None else (None, channel_masks(rgb))
+
+
+def allowed(colours: np.ndarray | None, masks: np.ndarray | None) -> "ColourSet | ChannelSets | None":
+    """What the coder asks for each channel's allowed values (None: every value)."""
+    if colours is not None:
+        return ColourSet(colours)
+    return None if masks is None else ChannelSets(masks)
+
+
+class ChannelSets:
+    """Each channel restricted to its own values, (3, 256) bool masks (:func:`channel_masks`)."""
+
+    def __init__(self, masks: np.ndarray):
+        self._supports = [Support.of_sets([np.flatnonzero(m)], BINS) for m in masks]
+
+    def support(self, c: int, prev: list[torch.Tensor], size: int) -> Support:
+        return self._supports[c].select(np.zeros(size, np.int64))
 
 
 class ColourSet:

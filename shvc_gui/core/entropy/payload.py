@@ -17,9 +17,10 @@ from ..errors import FormatError
 VERSIONS = (1, 2, 3, 4)           # format versions whose payloads the coders write and read
 PATCH_VERSION = 2                 # the patch coder's newest payload (versions 3, 4 code shvc/arib as version 2 does)
 WHOLE_VERSION = 3                 # from this version on, ``det`` payloads code the whole image (:mod:`.whole`)
-TUNED_VERSION = 4                 # from this version on, whole-image payloads start with a colour list (:mod:`.colours`)
-                                  # and scale offsets (:mod:`.whole`)
+TUNED_VERSION = 4                 # from this version on, whole-image payloads start with the allowed values
+                                  # (:mod:`.colours`) and scale offsets (:mod:`.whole`)
 MAX_COLOURS = 256                 # the longest colour list a payload holds
+VALUES_ALL, VALUES_COLOURS, VALUES_CHANNELS = 0, 1, 2   # kinds of the allowed-values section (:func:`pack_values`)
 MAX_OFFSET = 64                   # scale offsets lie in [-MAX_OFFSET, MAX_OFFSET] (1/16 nat)
 MAX_POP_BITS = 24                 # no popped symbol costs more (both coders: tables of 2^20, >= 1 each)
 STREAM_SUBPIXELS = 12_000_000     # auto_streams: about this many coded sub-pixels per stream
@@ -32,44 +33,65 @@ def whole_image(version: int, variant: str) -> bool:
 
 
 def tuned(version: int, variant: str) -> bool:
-    """Whether a payload of this format version and variant starts with a colour list and scale
-    offsets (:func:`split_tuning`)."""
+    """Whether a payload of this format version and variant starts with the allowed values and
+    scale offsets (:func:`split_tuning`)."""
     return whole_image(version, variant) and version >= TUNED_VERSION
 
 
-def split_tuning(payload: bytes, steps: int) -> tuple[np.ndarray | None, np.ndarray, bytes]:
-    """(colour list or None, scale offsets (steps, 3), the stream table and streams) of a tuned
-    payload; ``steps``: the tuned sub-images of the image (``pyramid.tuned_steps``)."""
-    colours, payload = split_colours(payload)
+def split_tuning(payload: bytes, steps: int) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray, bytes]:
+    """(colour list or None, channel value masks or None, scale offsets (steps, 3), the stream table
+    and streams) of a tuned payload; ``steps``: the tuned sub-images of the image
+    (``pyramid.tuned_steps``)."""
+    colours, masks, payload = split_values(payload)
     offsets, payload = split_offsets(payload, steps)
-    return colours, offsets, payload
+    return colours, masks, offsets, payload
 
 
-def pack_colours(colours: np.ndarray | None) -> bytes:
-    """The colour list section: u32 count (0: none), the colours (N, 3) uint8 as bytes, zero-padded
-    to whole words."""
-    data = b"" if colours is None else np.ascontiguousarray(colours, np.uint8).tobytes()
-    return struct.pack("<I", len(data) // 3) + data + bytes(-len(data) % 4)
+def pack_values(colours: np.ndarray | None = None, masks: np.ndarray | None = None) -> bytes:
+    """The allowed-values section: u32 kind, then for VALUES_COLOURS u32 N and the colours (N, 3)
+    uint8, for VALUES_CHANNELS the masks (3, 256) bool as 3 x 32 bytes (bit v of byte v // 8, least
+    significant first: value v allowed); zero-padded to whole words."""
+    if colours is not None:
+        data = struct.pack("<II", VALUES_COLOURS, len(colours)) + np.ascontiguousarray(colours, np.uint8).tobytes()
+    elif masks is not None:
+        data = struct.pack("<I", VALUES_CHANNELS) + np.packbits(masks, axis=1, bitorder="little").tobytes()
+    else:
+        data = struct.pack("<I", VALUES_ALL)
+    return data + bytes(-len(data) % 4)
 
 
-def split_colours(payload: bytes) -> tuple[np.ndarray | None, bytes]:
-    """(the colour list (N, 3) uint8 or None, the rest of the payload), the list checked: at most
-    MAX_COLOURS colours in increasing 0xRRGGBB order, zero padding."""
+def split_values(payload: bytes) -> tuple[np.ndarray | None, np.ndarray | None, bytes]:
+    """(the colour list (N, 3) uint8 or None, the channel masks (3, 256) bool or None, the rest of the
+    payload), checked: a known kind, 1..MAX_COLOURS colours in increasing 0xRRGGBB order, every
+    channel with an allowed value, zero padding."""
     if len(payload) < 4:
         raise FormatError("The compressed stream is truncated.")
-    n = struct.unpack_from("<I", payload)[0]
-    if n > MAX_COLOURS:
+    kind = struct.unpack_from("<I", payload)[0]
+    if kind == VALUES_ALL:
+        return None, None, payload[4:]
+    if kind == VALUES_CHANNELS:
+        if len(payload) < 4 + 3 * 32:
+            raise FormatError("The compressed stream is truncated.")
+        masks = np.unpackbits(np.frombuffer(payload, np.uint8, 96, 4).reshape(3, 32), axis=1,
+                              bitorder="little").astype(bool)
+        if not masks.any(axis=1).all():
+            raise FormatError("The compressed stream is corrupt (bad channel value masks).")
+        return None, masks, payload[4 + 96:]
+    if kind != VALUES_COLOURS:
+        raise FormatError("The compressed stream is corrupt (bad allowed-values section).")
+    if len(payload) < 8:
+        raise FormatError("The compressed stream is truncated.")
+    n = struct.unpack_from("<I", payload, 4)[0]
+    if not 1 <= n <= MAX_COLOURS:
         raise FormatError("The compressed stream is corrupt (bad colour list).")
-    end = 4 + -(-3 * n // 4) * 4
+    end = 8 + -(-3 * n // 4) * 4
     if len(payload) < end:
         raise FormatError("The compressed stream is truncated.")
-    if any(payload[4 + 3 * n:end]):
+    if any(payload[8 + 3 * n:end]):
         raise FormatError("The compressed stream is corrupt (bad colour list).")
-    if not n:
-        return None, payload[end:]
-    colours = np.frombuffer(payload, np.uint8, 3 * n, 4).reshape(n, 3)
+    colours = np.frombuffer(payload, np.uint8, 3 * n, 8).reshape(n, 3)
     check_colours(colours)
-    return colours, payload[end:]
+    return colours, None, payload[end:]
 
 
 def check_colours(colours: np.ndarray) -> None:

@@ -12,9 +12,9 @@ parameters are ``IntegerSHVC.pixel_params(j, X, None)`` over the level's sub-ima
 tiles with a halo (:mod:`.halo`), so memory stays bounded and the bytes depend on neither the tile
 size nor the network batch.
 
-From format version 4 the payload starts with the image's colour list when it has few colours
-(:mod:`.colours`; an empty list otherwise), and every sub-pixel is coded among the values the list
-allows given the channels before it. Then come scale offsets: for every sub-image of at least
+From format version 4 the payload starts with the values the image holds when they are few (a
+colour list, or masks of each channel's levels: :mod:`.colours`), and every sub-pixel is coded among
+the values they allow given the channels before it. Then come scale offsets: for every sub-image of at least
 ``pyramid.TUNED_POSITIONS`` positions, one per channel, added to the network's log-scales (1/16 nat)
 of all its sub-pixels. The network is one model for every image; the offsets fit its confidence to
 this one (a grainy photo wants wider distributions than the model predicts, a clean render
@@ -41,7 +41,7 @@ from ..tiling import PAD_VALUE
 from . import payload as pl
 from . import pyramid as pyr
 from .bitsback import Layout, Run, check_variant, records, stack_class
-from .colours import ColourSet, image_colours
+from . import colours as allowed_values
 from .halo import band_params, receptive_radius
 from .mixture import Mixture
 from .parallel import Progress, default_workers, timed_streams
@@ -79,7 +79,7 @@ class _Job:
     run: Run
     device: torch.device
     progress: Progress
-    colours: ColourSet | None = None
+    values: allowed_values.ColourSet | allowed_values.ChannelSets | None = None
 
     def params(self, X: torch.Tensor, j: int, a: int, b: int, stats: dict):
         return band_params(self.model, X, j, a, b, self.radius, self.run.tile_rows, self.run.net_batch,
@@ -95,7 +95,7 @@ def _mixture(job: _Job, c: int, prev: list[torch.Tensor], mean, ls, logit, offse
     """Channel ``c`` of a band, given its channels < c (``prev``) for the colour list, its
     log-scales shifted by ``offset``."""
     mu = _rows(mean)
-    support = None if job.colours is None else job.colours.support(c, prev, mu.shape[0])
+    support = None if job.values is None else job.values.support(c, prev, mu.shape[0])
     return Mixture(mu, _rows(ls) + offset, _rows(logit), PIXEL_BINS, support)
 
 
@@ -191,7 +191,7 @@ def _whole(layout: Layout | str) -> Layout:
 
 
 def _prepare(model: IntegerSHVC, layout: Layout, run: Run, total: int, streams: int,
-             colours: np.ndarray | None = None) -> _Job:
+             values=None) -> _Job:
     check_variant(model, layout.variant)
     if not pl.whole_image(layout.version, layout.variant):
         raise UsageError(f"format version {layout.version} with variant {layout.variant!r} codes patches")
@@ -201,7 +201,7 @@ def _prepare(model: IntegerSHVC, layout: Layout, run: Run, total: int, streams: 
         raise UsageError("tile_rows and net_batch must be >= 1")
     dev = torch.device(run.device)
     return _Job(model.to(dev), streams, receptive_radius(model), run, dev, Progress(total, run.progress),
-                None if colours is None else ColourSet(colours))
+                values)
 
 
 def _run_step(job: _Job, stats: dict, part) -> None:
@@ -224,8 +224,8 @@ def encode_image(model: IntegerSHVC, rgb: np.ndarray, layout: Layout | str = "de
     streams = layout.streams or pl.auto_streams(n_dims)
     lanes = lanes_for(n_dims // streams) if layout.lanes is None else layout.lanes
     adaptive = pl.tuned(layout.version, layout.variant)           # version 4: colour list and scale offsets
-    colours = image_colours(rgb) if adaptive else None
-    job = _prepare(model, layout, run, h * w, streams, colours)
+    colours, masks = allowed_values.choose(rgb) if adaptive else (None, None)
+    job = _prepare(model, layout, run, h * w, streams, allowed_values.allowed(colours, masks))
     stats = {} if run.stats is None else run.stats
     pyramid = pyr.levels(h, w)
     images = pyr.split_all(torch.from_numpy(np.require(rgb, requirements=["C", "W"])).permute(2, 0, 1), pyramid)
@@ -241,7 +241,7 @@ def encode_image(model: IntegerSHVC, rgb: np.ndarray, layout: Layout | str = "de
         _run_step(job, stats, lambda s, own: _encode_part(job, stacks[s], X, level, j, offsets, stripes[s], bmap, own))
     data = pl.pack([(0, st.finish(0)) for st in stacks], lanes, layout.version)
     if adaptive:
-        data = pl.pack_colours(colours) + pl.pack_offsets(tuned[::-1]) + data
+        data = pl.pack_values(colours, masks) + pl.pack_offsets(tuned[::-1]) + data
     report = ImageReport(total_bits=8 * len(data), initial_bits=0,
                          neg_elbo_bits=float(sum(st.pushed_bits for st in stacks)), bits_map=bmap, n_dims=n_dims)
     return EncodedImage(data, report)
@@ -252,15 +252,16 @@ def decode_image(model: IntegerSHVC, payload: bytes, height: int, width: int, la
     """Inverse of :func:`encode_image`: the uint8 image (height, width, 3). The payload's stream
     table is taken as it is (``codec.check_streams`` has checked it against the image size)."""
     layout, run = records(_whole(layout), run, options)
-    colours, offsets = None, np.zeros((0, 3), np.int64)
+    colours = masks = None
+    offsets = np.zeros((0, 3), np.int64)
     adaptive = pl.tuned(layout.version, layout.variant)
     if adaptive:
-        colours, offsets, payload = pl.split_tuning(payload, pyr.tuned_steps(height, width))
+        colours, masks, offsets, payload = pl.split_tuning(payload, pyr.tuned_steps(height, width))
     count = pl.stream_count(payload)
     lanes, words = pl.unpack(payload, count, layout.version)
     if count < 1 or any(prefix for prefix, _ in words):
         raise FormatError("The compressed stream is corrupt (bad stream table).")
-    job = _prepare(model, layout, run, height * width, count, colours)
+    job = _prepare(model, layout, run, height * width, count, allowed_values.allowed(colours, masks))
     stats = {} if run.stats is None else run.stats
     stacks = [stack_class(layout.version, lanes).resume(ws, 0, lanes) for _, ws in words]
     cur, tuned = None, iter(offsets.tolist())
