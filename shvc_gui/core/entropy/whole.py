@@ -14,8 +14,8 @@ size nor the network batch.
 
 From format version 4 the payload starts with the values the image holds when they are few (a
 colour list, or masks of each channel's levels: :mod:`.colours`), and every sub-pixel is coded among
-the values they allow given the channels before it. Then come scale offsets: for every sub-image of at least
-``pyramid.TUNED_POSITIONS`` positions, one per channel, added to the network's log-scales (1/16 nat)
+the values they allow given the channels before it. Then come scale offsets: for every sub-image
+of at least ``pyramid.TUNED_POSITIONS`` positions, one per channel, added to the network's log-scales (1/16 nat)
 of all its sub-pixels. The network is one model for every image; the offsets fit its confidence to
 this one (a grainy photo wants wider distributions than the model predicts, a clean render
 narrower). The encoder picks them by the code length of a sample of the sub-image, coarse then
@@ -38,14 +38,13 @@ import torch
 from ..errors import FormatError, UsageError
 from ..model.shvc import PIXEL_BINS, IntegerSHVC, channel_mean
 from ..tiling import PAD_VALUE
+from . import colours as allowed_values
 from . import payload as pl
 from . import pyramid as pyr
 from .bitsback import Layout, Run, check_variant, records, stack_class
-from . import colours as allowed_values
 from .halo import band_params, receptive_radius
-from .mixture import Mixture
+from .mixture import PREC, Mixture
 from .parallel import Progress, default_workers, timed_streams
-from .mixture import PREC
 from .rans import lanes_for
 
 COARSE = (0, -4, 4, 8, 16)        # the encoder's first candidates (on ties the first wins) ...
@@ -92,7 +91,7 @@ def _rows(t: torch.Tensor) -> torch.Tensor:
 
 
 def _mixture(job: _Job, c: int, prev: list[torch.Tensor], mean, ls, logit, offset: int) -> Mixture:
-    """Channel ``c`` of a band, given its channels < c (``prev``) for the colour list, its
+    """Channel ``c`` of a band, among the values allowed given its channels < c (``prev``), its
     log-scales shifted by ``offset``."""
     mu = _rows(mean)
     support = None if job.values is None else job.values.support(c, prev, mu.shape[0])
@@ -223,7 +222,7 @@ def encode_image(model: IntegerSHVC, rgb: np.ndarray, layout: Layout | str = "de
     n_dims = 3 * h * w
     streams = layout.streams or pl.auto_streams(n_dims)
     lanes = lanes_for(n_dims // streams) if layout.lanes is None else layout.lanes
-    adaptive = pl.tuned(layout.version, layout.variant)           # version 4: colour list and scale offsets
+    adaptive = pl.tuned(layout.version, layout.variant)           # version 4: allowed values and scale offsets
     colours, masks = allowed_values.choose(rgb) if adaptive else (None, None)
     job = _prepare(model, layout, run, h * w, streams, allowed_values.allowed(colours, masks))
     stats = {} if run.stats is None else run.stats
