@@ -231,57 +231,77 @@ def expand_packages(packages: Iterable[str], debs: Path) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def fetch_packages(cache: Path, packages: Iterable[str], log: Log = print) -> list[tuple[str, Path, str]]:
-    """Download and unpack; returns (package, root folder, .deb file name) of each package found."""
-    packages = list(packages)
-    refuse_excluded(packages)
+class FetchError(RuntimeError):
+    """A package that could not be fetched: no apt candidate, or ``apt-get download`` failed."""
+
+
+def fetch_package(cache: Path, pkg: str, log: Log = print, apt_state: dict | None = None) -> tuple[Path, str]:
+    """Download (``apt-get download`` into ``CACHE/debs``, unless a .deb is there already) and unpack
+    (``dpkg -x`` into ``CACHE/extracted/PKG``) one package; returns (root folder, .deb file name) or
+    raises :class:`FetchError`. No check of what the package is for: the training corpus goes through
+    :func:`fetch_packages`, which refuses the packages reserved for evaluation. ``apt_state``, shared
+    by the calls of one run, makes ``apt-get update`` run at most once."""
+    apt_state = {} if apt_state is None else apt_state
     debs = cache / "debs"
     debs.mkdir(parents=True, exist_ok=True)
-    updated = False
+    found = sorted(debs.glob(f"{pkg}_*.deb"))
+    if not found:
+        if not _has_candidate(pkg) and not apt_state.get("updated"):
+            log(f"apt-cache policy shows no candidate for {pkg}: running apt-get update")
+            r = _run(["apt-get", "update", "-qq"])
+            apt_state["updated"] = True
+            if r.returncode:
+                log(f"apt-get update failed: {r.stderr.strip()[-300:]}")
+        if not _has_candidate(pkg):
+            raise FetchError("no apt candidate")
+        log(f"apt-get download {pkg}")
+        r = _run(["apt-get", "download", pkg], cwd=debs)
+        found = sorted(debs.glob(f"{pkg}_*.deb"))
+        if r.returncode or not found:
+            raise FetchError(f"apt-get download failed ({r.stderr.strip()[-300:]})")
+    deb = found[-1]
+    root = (cache / "extracted" / pkg).resolve()
+    stamp = root / ".deb"
+    if not (stamp.exists() and stamp.read_text() == deb.name):
+        tmp = root.with_name(root.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        subprocess.run(["dpkg", "-x", str(deb.resolve()), str(tmp)], check=True)
+        (tmp / ".deb").write_text(deb.name)
+        shutil.rmtree(root, ignore_errors=True)
+        tmp.rename(root)
+    return root, deb.name
+
+
+def fetch_packages(cache: Path, packages: Iterable[str], log: Log = print) -> list[tuple[str, Path, str]]:
+    """Download and unpack; returns (package, root folder, .deb file name) of each package found.
+    Refuses the packages reserved for independent evaluation."""
+    packages = list(packages)
+    refuse_excluded(packages)
+    apt_state: dict = {}
     found_roots = []
-    for pkg in expand_packages(packages, debs):
+    for pkg in expand_packages(packages, cache / "debs"):
         if is_excluded(pkg):
             log(f"skip {pkg}: reserved for independent evaluation")
             continue
-        found = sorted(debs.glob(f"{pkg}_*.deb"))
-        if not found:
-            if not _has_candidate(pkg) and not updated:
-                log(f"apt-cache policy shows no candidate for {pkg}: running apt-get update")
-                r = _run(["apt-get", "update", "-qq"])
-                updated = True
-                if r.returncode:
-                    log(f"apt-get update failed: {r.stderr.strip()[-300:]}")
-            if not _has_candidate(pkg):
-                log(f"skip {pkg}: no apt candidate")
-                continue
-            log(f"apt-get download {pkg}")
-            r = _run(["apt-get", "download", pkg], cwd=debs)
-            found = sorted(debs.glob(f"{pkg}_*.deb"))
-            if r.returncode or not found:
-                log(f"skip {pkg}: apt-get download failed ({r.stderr.strip()[-300:]})")
-                continue
-        deb = found[-1]
-        root = (cache / "extracted" / pkg).resolve()
-        stamp = root / ".deb"
-        if not (stamp.exists() and stamp.read_text() == deb.name):
-            tmp = root.with_name(root.name + ".partial")
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-            subprocess.run(["dpkg", "-x", str(deb.resolve()), str(tmp)], check=True)
-            (tmp / ".deb").write_text(deb.name)
-            shutil.rmtree(root, ignore_errors=True)
-            tmp.rename(root)
-        found_roots.append((pkg, root, deb.name))
+        try:
+            root, deb = fetch_package(cache, pkg, log, apt_state)
+        except FetchError as exc:
+            log(f"skip {pkg}: {exc}")
+            continue
+        found_roots.append((pkg, root, deb))
     return found_roots
 
 
-def find_sources(roots: Iterable[tuple[str, Path]]) -> list[Source]:
-    """Image files (symlinks skipped: they point at files found anyway), in a fixed order."""
+def find_sources(roots: Iterable[tuple[str, Path]], suffixes: Iterable[str] | None = None) -> list[Source]:
+    """Image files (symlinks skipped: they point at files found anyway), in a fixed order.
+    ``suffixes`` (lower case, with the dot): default the raster and vector suffixes of the corpus."""
+    suffixes = RASTER_SUFFIXES | VECTOR_SUFFIXES if suffixes is None else set(suffixes)
     out = []
     for pkg, root in roots:
         for f in sorted(root.rglob("*")):
             suffix = f.suffix.lower()
-            if suffix in RASTER_SUFFIXES | VECTOR_SUFFIXES and f.is_file() and not f.is_symlink():
+            if suffix in suffixes and f.is_file() and not f.is_symlink():
                 out.append(Source(f, pkg, f.relative_to(root).as_posix()))
     return out
 
