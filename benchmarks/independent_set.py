@@ -20,7 +20,9 @@ Pillow and kept when it is
 * not a pixel-for-pixel copy of a file kept before it (packages and paths in sorted order), e.g.
   ``flower.png`` / ``flower.pnm``; different pictures of one scene (stereo pairs) all stay;
 * of libjxl's ``flower_small.rgb.depthN.ppm`` series, only depths 5 and 8 (depth 5 is a
-  32-level picture, Pillow scales its samples to 0..255).
+  32-level picture, Pillow scales its samples to 0..255);
+* not one of opencv-doc's manual figures (``opencv4/html``: IDE screenshots, diagrams, processed
+  results) or libjxl's lossy re-encodings of its flower photograph (``flower.png.im_*``).
 
 Each is written as a deterministic PNG (fixed zlib level, no metadata, no ICC profile, EXIF
 orientation not applied) named ``PACKAGE__path__inside__package.ext.png`` (the package's
@@ -33,12 +35,10 @@ are no longer selected are removed (nothing else in DIR is touched). Then
 
 measures every codec on the set (``manifest.json`` is not an image and is not read by the bench).
 
-Measured on bookworm (opencv-doc 4.6.0+dfsg-12, libjxl-testdata 0.0~git20230110.d6168ff-1): 289
-images, 168.4 MP (opencv-doc 270, libjxl-testdata 19). The rule is about pixel formats, not content:
-229 of them are opencv-doc's documentation figures (``opencv4/html``: photographs, but also IDE
-screenshots, diagrams and processed results), one is a colour-bar chart, and 15 are versions of
-libjxl's flower photograph (the PNG, JPEG re-encodings, a crop, flower_small); ``manifest.json``
-records each file's source path for a stricter subset.
+Measured on bookworm (opencv-doc 4.6.0+dfsg-12, libjxl-testdata 0.0~git20230110.d6168ff-1): 51
+images, 26.8 MP (opencv-doc 41: examples/data and examples/text, most of them decoded JPEGs;
+libjxl-testdata 10: the flower photograph and its crops, three 500px photographs, a colour-bar
+chart); 2,470 files looked at. ``manifest.json`` records each file's source path.
 """
 
 from __future__ import annotations
@@ -62,6 +62,9 @@ PACKAGES = ("opencv-doc", "libjxl-testdata")
 SUFFIXES = {".png", ".jpg", ".jpeg", ".ppm", ".pnm"}
 FLOWER_DEPTHS = re.compile(r"(^|/)flower_small\.rgb\.depth(\d+)\.ppm$")
 FLOWER_DEPTHS_KEPT = {5, 8}
+# Not photographs of their own: opencv-doc's manual figures (IDE screenshots, diagrams, processed
+# results) and libjxl's lossy re-encodings of its flower photograph.
+NOT_PHOTOS = re.compile(r"(^|/)opencv4/html/|(^|/)flower\.png\.im_")
 DEFAULT_MIN_PIXELS = 200_000
 SET_VERSION = 1
 
@@ -87,6 +90,9 @@ def select(sources, min_pixels: int, log=print):
     """(kept [(source, RGB array, format)], dropped reasons Counter)."""
     kept, dropped, seen = [], Counter(), {}
     for s in sources:
+        if NOT_PHOTOS.search(s.rel):
+            dropped["manual figure or lossy re-encoding"] += 1
+            continue
         m = FLOWER_DEPTHS.search(s.rel)
         if m and int(m.group(2)) not in FLOWER_DEPTHS_KEPT:
             dropped["flower_small depth series (only depths 5 and 8 kept)"] += 1
