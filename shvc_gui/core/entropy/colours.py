@@ -29,16 +29,11 @@ import numpy as np
 import torch
 
 from .mixture import Support
-from .payload import MAX_COLOURS, check_colours
+from .payload import MAX_COLOURS, check_colours, packed_rgb
 
 MAX_SHARE = 0.01                  # the list or masks take at most this share of the raw pixels' 24 bits each
 BINS = 256
 MASK_BYTES = 3 * BINS // 8        # the channel masks: one bit per value and channel
-
-
-def _packed(rgb: np.ndarray) -> np.ndarray:
-    c = rgb.reshape(-1, 3).astype(np.uint32)
-    return (c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]
 
 
 def _affordable(nbytes: int, rgb: np.ndarray) -> bool:
@@ -54,7 +49,7 @@ def image_colours(rgb: np.ndarray) -> np.ndarray | None:
     if limit < 1:
         return None
     seen = np.zeros(1 << 24, dtype=bool)
-    seen[_packed(rgb)] = True
+    seen[packed_rgb(rgb)] = True
     if np.count_nonzero(seen) > limit:
         return None
     packed = np.flatnonzero(seen).astype(np.uint32)
@@ -105,7 +100,6 @@ class ColourSet:
     def __init__(self, colours: np.ndarray):
         check_colours(colours)
         c = colours.astype(np.int64)
-        self.colours = colours
         reds, red_id = np.unique(c[:, 0], return_inverse=True)
         pairs, pair_id = np.unique(c[:, 0] * BINS + c[:, 1], return_inverse=True)
         # Rows of the list are sorted, so each group's values come out sorted and distinct.
@@ -116,9 +110,6 @@ class ColourSet:
         self._red[reds] = np.arange(len(reds))
         self._pair = np.zeros(BINS * BINS, np.int64)
         self._pair[pairs] = np.arange(len(pairs))
-
-    def __len__(self) -> int:
-        return len(self.colours)
 
     def support(self, c: int, prev: list[torch.Tensor], size: int) -> Support:
         """The allowed values of channel ``c`` for a run of ``size`` symbols whose channels < c are

@@ -170,7 +170,11 @@ class Mixture:
         if self.support is None:
             return self.raw_cdf(v), v
         sup = self.support
-        return self.raw_cdf(sup.edge[sup.ids, v]), sup.rank[sup.ids, v]
+        return self.raw_cdf(sup.edge[sup.ids, v]), self.rank(v)
+
+    def rank(self, v: np.ndarray) -> np.ndarray:
+        """Allowed symbols below the coder's symbols ``v`` (v itself without a :class:`Support`)."""
+        return v if self.support is None else self.support.rank[self.support.ids, v]
 
     def scale(self, raw: np.ndarray, rank: np.ndarray) -> np.ndarray:
         """The coder's cumulative table from raw CDF values: ``C(v) = floor(raw (2^PREC - m) / total) + rank``
@@ -228,9 +232,8 @@ class Mixture:
             lo += k << rem
             raw_lo = np.where(k > 0, raw[np.maximum(k - 1, 0), lane], raw_lo)
             raw_hi = np.where(k < e, raw[np.minimum(k, e - 1), lane], raw_hi)
-        rank_lo, rank_hi = (lo, lo + 1) if self.support is None else (self.point(lo)[1], self.point(lo + 1)[1])
-        start = self.scale(raw_lo, rank_lo)
-        return lo, start, self.scale(raw_hi, rank_hi) - start
+        start = self.scale(raw_lo, self.rank(lo))
+        return lo, start, self.scale(raw_hi, self.rank(lo + 1)) - start
 
 
 def row_sum(a: np.ndarray) -> np.ndarray:

@@ -94,10 +94,15 @@ def split_values(payload: bytes) -> tuple[np.ndarray | None, np.ndarray | None, 
     return colours, None, payload[end:]
 
 
+def packed_rgb(rgb: np.ndarray) -> np.ndarray:
+    """Colours (..., 3) uint8 as 0xRRGGBB words, flattened (int64)."""
+    c = rgb.reshape(-1, 3).astype(np.int64)
+    return (c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]
+
+
 def check_colours(colours: np.ndarray) -> None:
     """1..MAX_COLOURS colours (N, 3) uint8 in increasing 0xRRGGBB order (so no colour twice)."""
-    c = colours.astype(np.int64)
-    packed = (c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]
+    packed = packed_rgb(colours)
     if not 1 <= len(packed) <= MAX_COLOURS or (np.diff(packed) <= 0).any():
         raise FormatError("The compressed stream is corrupt (bad colour list).")
 
