@@ -1,6 +1,7 @@
-"""Format version 4: colour lists (the coder restricted to the values an image of few colours
+"""Format versions 4 and 5: colour lists (the coder restricted to the values an image of few colours
 holds: tables over allowed sets, both coders, round trips, the choice of the list, damaged lists)
-and scale offsets (chosen, stored, decoded, damaged)."""
+and scale offsets (version 4: one per channel of a tuned sub-image; version 5: one per channel and
+scale bucket; chosen, stored, decoded, damaged)."""
 
 import struct
 
@@ -15,10 +16,13 @@ from shvc_gui.core.entropy import pyramid as pyr
 from shvc_gui.core.entropy import whole
 from shvc_gui.core.entropy.ans import TableStack
 from shvc_gui.core.entropy.colours import ColourSet, channel_masks, image_colours
-from shvc_gui.core.entropy.mixture import PREC, Mixture, Support
+from shvc_gui.core.entropy.mixture import PREC, Mixture, Support, scale_buckets
 from shvc_gui.core.entropy.rans import RansStack
 from shvc_gui.core.errors import FormatError
 from shvc_gui.core.model.testing import synthetic_photo
+
+BUCKETS = pl.offset_buckets(pl.VERSIONS[-1])   # scale offsets per channel of the newest version
+V4 = whole.Layout("det", version=4)
 
 N = 256
 
@@ -94,7 +98,7 @@ def test_a_few_colours_image_codes_among_its_colours_and_round_trips(trained_det
     colours = image_colours(x)
     assert colours is not None and len(colours) == len(np.unique(x.reshape(-1, 3), axis=0))
     enc = whole.encode_image(trained_det_model, x, "det")
-    got, masks, offsets, rest = pl.split_tuning(enc.payload, pyr.tuned_steps(96, 80))
+    got, masks, offsets, rest = pl.split_tuning(enc.payload, pyr.tuned_steps(96, 80), BUCKETS)
     assert np.array_equal(got, colours) and masks is None
     assert np.array_equal(whole.decode_image(trained_det_model, enc.payload, 96, 80, "det"), x)
     plain = whole.encode_image(trained_det_model, x, whole.Layout("det", version=3))
@@ -140,7 +144,7 @@ def _file(model):
 def test_files_with_a_list_round_trip(trained_det_model):
     x, data = _file(trained_det_model)
     img, header = codec.decompress_bytes(data, model=trained_det_model)
-    assert header.version == container.VERSION == 4 and np.array_equal(np.asarray(img.pil), x)
+    assert header.version == container.VERSION == pl.VERSIONS[-1] and np.array_equal(np.asarray(img.pil), x)
 
 
 def _with_payload(data, payload):
@@ -193,17 +197,40 @@ def _grainy(h, w, seed=0):
 def test_offsets_are_chosen_stored_and_round_trip(trained_det_model, monkeypatch):
     h, w = 150, 140                                            # sub-images of 75x70 >= 4096: 3 tuned steps
     x = _grainy(h, w)
-    assert pyr.tuned_steps(h, w) == 3
+    assert pyr.tuned_steps(h, w) == 3 and BUCKETS == len(pl.SCALE_EDGES) + 1 > 1
     enc = whole.encode_image(trained_det_model, x, "det")
-    colours, masks, offsets, _ = pl.split_tuning(enc.payload, 3)
-    assert colours is None and masks is None and offsets.shape == (3, 3) and (offsets != 0).any()
+    colours, masks, offsets, _ = pl.split_tuning(enc.payload, 3, BUCKETS)
+    assert colours is None and masks is None and offsets.shape == (3, 3, BUCKETS)
     assert set(offsets.ravel()) <= set(whole.OFFSETS)
+    assert (offsets != 0).any() and (offsets != offsets[..., :1]).any()       # fitted, and not one for all
     assert np.array_equal(whole.decode_image(trained_det_model, enc.payload, h, w, "det"), x)
     # the chosen offsets code the image in fewer bits than none
-    monkeypatch.setattr(whole, "_choose_offsets", lambda *a: [0, 0, 0])
+    monkeypatch.setattr(whole, "_choose_offsets", lambda job, X, level, j, buckets, stats: [[0] * buckets] * 3)
     plain = whole.encode_image(trained_det_model, x, "det")
-    assert pl.split_tuning(plain.payload, 3)[2].tolist() == [[0, 0, 0]] * 3
+    assert pl.split_tuning(plain.payload, 3, BUCKETS)[2].tolist() == [[[0] * BUCKETS] * 3] * 3
     assert enc.report.total_bits < plain.report.total_bits
+
+
+def test_version_4_has_one_offset_per_channel_and_bucketed_ones_code_no_worse(trained_det_model):
+    h, w = 150, 140
+    x = _grainy(h, w, seed=4)
+    v4 = whole.encode_image(trained_det_model, x, V4)
+    offsets = pl.split_tuning(v4.payload, 3, 1)[2]
+    assert offsets.shape == (3, 3, 1) and (offsets != 0).any()
+    assert np.array_equal(whole.decode_image(trained_det_model, v4.payload, h, w, V4), x)
+    # the whole sub-image is the sample here, so each bucket's choice is no worse than version 4's one for all
+    v5 = whole.encode_image(trained_det_model, x, "det")
+    assert v5.report.neg_elbo_bits < v4.report.neg_elbo_bits
+
+
+def test_scale_buckets_are_integer_weighted_mean_log_scales():
+    ls = np.array([[-40, 50], [-40, 50], [7, 7], [100, -100], [8, 8]])        # (S, K) on the 1/16-nat grid
+    logit = np.array([[0, 0], [0, -200], [3, 1], [0, 0], [0, 0]])            # -200: weight dropped
+    got = scale_buckets(ls, logit, pl.SCALE_EDGES)
+    mean = [(-40 + 50) // 2, -40, 7, (96 - 48) // 2, 8]                        # ls clamped to [-48, 96]
+    assert got.tolist() == [int(np.searchsorted(pl.SCALE_EDGES, m, side="right")) for m in mean]
+    assert got.tolist() == [3, 0, 3, 6, 4]
+    assert scale_buckets(ls[:, :1], None, pl.SCALE_EDGES).tolist() == [0, 0, 3, 7, 4]
 
 
 def test_small_images_have_no_offsets(trained_det_model):
@@ -214,19 +241,21 @@ def test_small_images_have_no_offsets(trained_det_model):
     assert np.array_equal(whole.decode_image(trained_det_model, enc.payload, 64, 64, "det"), x)
 
 
-@pytest.mark.parametrize("damage", ["range", "padding", "short"])
-def test_damaged_offsets_are_refused(damage, trained_det_model):
+@pytest.mark.parametrize("layout, damage", [("det", "range"), ("det", "short"), (V4, "range"),
+                                            (V4, "padding"), (V4, "short")])
+def test_damaged_offsets_are_refused(layout, damage, trained_det_model):
     h, w = 150, 140
-    enc = whole.encode_image(trained_det_model, _grainy(h, w, seed=3), "det")
+    enc = whole.encode_image(trained_det_model, _grainy(h, w, seed=3), layout)
+    n = 3 * 3 * pl.offset_buckets(whole._whole(layout).version)             # 9 or 72 offsets after the kind word
     b = bytearray(enc.payload)
     if damage == "range":
-        b[4] = 65                                                          # first offset byte (after the kind): > 64
+        b[4 + n - 1] = 0xBF                                                # the last offset: -65
     elif damage == "padding":
-        b[4 + 9] = 1                                                       # 9 offsets, then 3 padding bytes
+        b[4 + n] = 1                                                       # 9 offsets, then 3 padding bytes
     else:
-        b = b[:4 + 6]
+        b = b[:4 + n - 3]
     with pytest.raises(FormatError, match="scale offsets|truncated|corrupt"):
-        whole.decode_image(trained_det_model, bytes(b), h, w, "det")
+        whole.decode_image(trained_det_model, bytes(b), h, w, layout)
 
 
 # --- channel masks: few levels per channel, many colours -------------------------------------------
@@ -242,7 +271,7 @@ def test_few_levels_per_channel_code_among_them(trained_det_model):
     masks = channel_masks(x)
     assert masks is not None and all(np.array_equal(np.flatnonzero(masks[c]), np.unique(x[..., c])) for c in range(3))
     enc = whole.encode_image(trained_det_model, x, "det")
-    colours, got, _, _ = pl.split_tuning(enc.payload, pyr.tuned_steps(120, 100))
+    colours, got, _, _ = pl.split_tuning(enc.payload, pyr.tuned_steps(120, 100), BUCKETS)
     assert colours is None and np.array_equal(got, masks)
     assert np.array_equal(whole.decode_image(trained_det_model, enc.payload, 120, 100, "det"), x)
     plain = whole.encode_image(trained_det_model, x, whole.Layout("det", version=3))

@@ -128,12 +128,7 @@ class Mixture:
         # t(v) + lim = v * MU_DEN * inv - offset
         self.offset = ((np.clip(mu, -n * MU_DEN, 2 * n * MU_DEN) + MU_DEN // 2) * self.inv
                        - (SIG_RANGE << T_BITS))
-        if logit is None or mu.shape[0] == 1:
-            self.w = np.ones(mu.shape, dtype=np.int32)
-        else:
-            logit = _as_int64(logit).T
-            d = np.clip(logit.max(axis=0) - logit, 0, LOGIT_SPAN)
-            self.w = _WEIGHT_NP[d]                               # max 2^W_BITS
+        self.w = _weights(logit, mu.shape)
         self.total = self.w.sum(axis=0, dtype=np.int64) << SIG_BITS
 
     def __len__(self) -> int:
@@ -234,6 +229,24 @@ class Mixture:
             raw_hi = np.where(k < e, raw[np.minimum(k, e - 1), lane], raw_hi)
         start = self.scale(raw_lo, self.rank(lo))
         return lo, start, self.scale(raw_hi, self.rank(lo + 1)) - start
+
+
+def _weights(logit, shape: tuple[int, int]) -> np.ndarray:
+    """Integer mixture weights (K, S) int32 from logits (S, K) (None or K = 1: all ones)."""
+    if logit is None or shape[0] == 1:
+        return np.ones(shape, dtype=np.int32)
+    logit = _as_int64(logit).T
+    return _WEIGHT_NP[np.clip(logit.max(axis=0) - logit, 0, LOGIT_SPAN)]       # max 2^W_BITS
+
+
+def scale_buckets(ls, logit, edges: tuple[int, ...]) -> np.ndarray:
+    """For parameters (S, K) on the grids: how many of ``edges`` lie at or below each symbol's
+    weighted mean log-scale ``floor(sum w_k ls_k / sum w_k)`` (ls clamped, integer weights as in
+    :class:`Mixture`): int64 (S,), the same on every machine."""
+    ls = np.clip(_as_int64(ls).T, LS_MIN, LS_MAX)
+    w = _weights(logit, ls.shape)
+    mean = row_sum(w * ls) // row_sum(w)
+    return np.searchsorted(np.asarray(edges, np.int64), mean, side="right")
 
 
 def row_sum(a: np.ndarray) -> np.ndarray:

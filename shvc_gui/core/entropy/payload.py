@@ -14,11 +14,14 @@ import numpy as np
 
 from ..errors import FormatError
 
-VERSIONS = (1, 2, 3, 4)           # format versions whose payloads the coders write and read
+VERSIONS = (1, 2, 3, 4, 5)        # format versions whose payloads the coders write and read
 PATCH_VERSION = 2                 # the patch coder's newest payload (versions 3, 4 code shvc/arib as version 2 does)
 WHOLE_VERSION = 3                 # from this version on, ``det`` payloads code the whole image (:mod:`.whole`)
 TUNED_VERSION = 4                 # from this version on, whole-image payloads start with the allowed values
                                   # (:mod:`.colours`) and scale offsets (:mod:`.whole`)
+BUCKETED_VERSION = 5              # from this version on, each channel's scale offsets are one per scale bucket
+SCALE_EDGES = (-24, -12, 0, 8, 16, 24, 40)   # version 5: a sub-pixel's bucket is the number of these edges at or
+                                  # below its mixture's weighted mean log-scale (1/16 nat, mixture.scale_buckets)
 MAX_COLOURS = 256                 # the longest colour list a payload holds
 VALUES_ALL, VALUES_COLOURS, VALUES_CHANNELS = 0, 1, 2   # kinds of the allowed-values section (:func:`pack_values`)
 MAX_OFFSET = 64                   # scale offsets lie in [-MAX_OFFSET, MAX_OFFSET] (1/16 nat)
@@ -38,12 +41,18 @@ def tuned(version: int, variant: str) -> bool:
     return whole_image(version, variant) and version >= TUNED_VERSION
 
 
-def split_tuning(payload: bytes, steps: int) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray, bytes]:
-    """(colour list or None, channel value masks or None, scale offsets (steps, 3), the stream table
-    and streams) of a tuned payload; ``steps``: the tuned sub-images of the image
-    (``pyramid.tuned_steps``)."""
+def offset_buckets(version: int) -> int:
+    """Scale offsets per channel of a tuned sub-image: one per scale bucket from version 5, else one."""
+    return len(SCALE_EDGES) + 1 if version >= BUCKETED_VERSION else 1
+
+
+def split_tuning(payload: bytes, steps: int, buckets: int) -> tuple[np.ndarray | None, np.ndarray | None,
+                                                                    np.ndarray, bytes]:
+    """(colour list or None, channel value masks or None, scale offsets (steps, 3, buckets), the
+    stream table and streams) of a tuned payload; ``steps``: the tuned sub-images of the image
+    (``pyramid.tuned_steps``), ``buckets``: :func:`offset_buckets` of its version."""
     colours, masks, payload = split_values(payload)
-    offsets, payload = split_offsets(payload, steps)
+    offsets, payload = split_offsets(payload, steps, buckets)
     return colours, masks, offsets, payload
 
 
@@ -108,19 +117,20 @@ def check_colours(colours: np.ndarray) -> None:
 
 
 def pack_offsets(offsets: np.ndarray) -> bytes:
-    """The scale offsets section: one int8 per (tuned step, channel), zero-padded to whole words."""
+    """The scale offsets section: one int8 per (tuned step, channel, bucket) in that order, zero-padded
+    to whole words."""
     data = np.asarray(offsets, np.int8).tobytes()
     return data + bytes(-len(data) % 4)
 
 
-def split_offsets(payload: bytes, steps: int) -> tuple[np.ndarray, bytes]:
-    """(the scale offsets (steps, 3) int64, the rest of the payload), each offset checked to lie in
-    [-MAX_OFFSET, MAX_OFFSET] and the padding to be zeros."""
-    n = 3 * steps
+def split_offsets(payload: bytes, steps: int, buckets: int) -> tuple[np.ndarray, bytes]:
+    """(the scale offsets (steps, 3, buckets) int64, the rest of the payload), each offset checked to
+    lie in [-MAX_OFFSET, MAX_OFFSET] and the padding to be zeros."""
+    n = 3 * steps * buckets
     end = -(-n // 4) * 4
     if len(payload) < end:
         raise FormatError("The compressed stream is truncated.")
-    offsets = np.frombuffer(payload, np.int8, n).astype(np.int64).reshape(steps, 3)
+    offsets = np.frombuffer(payload, np.int8, n).astype(np.int64).reshape(steps, 3, buckets)
     if any(payload[n:end]) or (np.abs(offsets) > MAX_OFFSET).any():
         raise FormatError("The compressed stream is corrupt (bad scale offsets).")
     return offsets, payload[end:]

@@ -15,11 +15,14 @@ size nor the network batch.
 From format version 4 the payload starts with the values the image holds when they are few (a
 colour list, or masks of each channel's levels: :mod:`.colours`), and every sub-pixel is coded among
 the values they allow given the channels before it. Then come scale offsets: for every sub-image
-of at least ``pyramid.TUNED_POSITIONS`` positions, one per channel, added to the network's log-scales (1/16 nat)
-of all its sub-pixels. The network is one model for every image; the offsets fit its confidence to
-this one (a grainy photo wants wider distributions than the model predicts, a clean render
-narrower). The encoder picks them by the code length of a sample of the sub-image, coarse then
-fine (:data:`COARSE`, :data:`FINE`, :func:`_choose_offsets`); the decoder only reads them.
+of at least ``pyramid.TUNED_POSITIONS`` positions, per channel, integers added to the network's
+log-scales (1/16 nat): in version 4 one for all its sub-pixels, from version 5 one per scale bucket
+(the bucket of a sub-pixel is fixed by its mixture's weighted mean log-scale before the offset:
+``payload.SCALE_EDGES``, ``mixture.scale_buckets``). The network is one model for every image; the
+offsets fit its confidence to this one (a grainy photo wants wider distributions than the model
+predicts, a clean render narrower, and how much differs between confident and unsure predictions).
+The encoder picks each by the code length of a sample of the sub-image (:data:`OFFSETS`,
+:func:`_choose_offsets`); the decoder only reads them.
 
 Streams are independent rANS stacks (or whole-table stacks for small images: the coders of
 :mod:`.rans` and :mod:`.ans` through the :class:`~.mixture.Coder` protocol). Each step (a level's
@@ -43,13 +46,11 @@ from . import payload as pl
 from . import pyramid as pyr
 from .bitsback import Layout, Run, check_variant, records, stack_class
 from .halo import band_params, receptive_radius
-from .mixture import PREC, Mixture
+from .mixture import PREC, Mixture, scale_buckets
 from .parallel import Progress, default_workers, timed_streams
 from .rans import lanes_for
 
-COARSE = (0, -4, 4, 8, 16)        # the encoder's first candidates (on ties the first wins) ...
-FINE = {-4: (-6, -2), 0: (-2, 2), 4: (2, 6), 8: (6, 12), 16: (12, 24)}   # ... then the best one's neighbours
-OFFSETS = tuple(sorted({d for pair in FINE.values() for d in pair} | set(COARSE)))   # all it may choose
+OFFSETS = (0, -2, 2, -4, 4, -6, 6, 8, 12, 16, 24)   # the encoder's candidates (ties: the earlier)
 SAMPLE_POSITIONS = 1 << 14        # positions of a sub-image the encoder's choice looks at ...
 SAMPLE_PIECES = 4                 # ... in this many row ranges spread over it
 
@@ -90,18 +91,24 @@ def _rows(t: torch.Tensor) -> torch.Tensor:
     return t[0].permute(1, 2, 0).reshape(-1, t.shape[1])
 
 
-def _mixture(job: _Job, c: int, prev: list[torch.Tensor], mean, ls, logit, offset: int) -> Mixture:
+def _mixture(job: _Job, c: int, prev: list[torch.Tensor], mean, ls, logit, offsets) -> Mixture:
     """Channel ``c`` of a band, among the values allowed given its channels < c (``prev``), its
-    log-scales shifted by ``offset``."""
-    mu = _rows(mean)
+    log-scales shifted by ``offsets``: one per scale bucket (:data:`payload.SCALE_EDGES`), or one
+    for all."""
+    mu, ls, logit = _rows(mean), _rows(ls), _rows(logit)
     support = None if job.values is None else job.values.support(c, prev, mu.shape[0])
-    return Mixture(mu, _rows(ls) + offset, _rows(logit), PIXEL_BINS, support)
+    if len(offsets) == 1:
+        ls = ls + offsets[0]
+    else:
+        ls = ls.cpu().numpy().astype(np.int64)
+        ls += np.asarray(offsets, np.int64)[scale_buckets(ls, logit, pl.SCALE_EDGES)][:, None]
+    return Mixture(mu, ls, logit, PIXEL_BINS, support)
 
 
-def _choose_offsets(job: _Job, X, level: pyr.Level, j: int, stats: dict) -> list[int]:
-    """The encoder's scale offsets of sub-image ``j`` of ``level``, one per channel: the best of
-    :data:`COARSE` by the code length of a sample of it (SAMPLE_PIECES row ranges, about
-    SAMPLE_POSITIONS positions in all), then the best of it and its :data:`FINE` neighbours."""
+def _choose_offsets(job: _Job, X, level: pyr.Level, j: int, buckets: int, stats: dict) -> list[list[int]]:
+    """The encoder's scale offsets of sub-image ``j`` of ``level``: per channel, per scale bucket the
+    best of :data:`OFFSETS` by the code length of a sample of it (SAMPLE_PIECES row ranges, about
+    SAMPLE_POSITIONS positions in all)."""
     vh, vw = level.extent(j)
     if vh * vw <= SAMPLE_POSITIONS:
         pieces = [(0, vh)]
@@ -109,28 +116,20 @@ def _choose_offsets(job: _Job, X, level: pyr.Level, j: int, stats: dict) -> list
         rows = max(1, SAMPLE_POSITIONS // SAMPLE_PIECES // vw)
         pieces = sorted({(a, min(vh, a + rows)) for a in ((2 * i + 1) * vh // (2 * SAMPLE_PIECES)
                                                           for i in range(SAMPLE_PIECES))})
-    runs = [[], [], []]                                    # per channel: (mixture arguments, symbols)
+    cost = np.zeros((3, len(OFFSETS), buckets))            # bits of the sample per channel, candidate, bucket
     for a, b in pieces:
         logit, mu, ls, beta, centre = _band(job, X, j, a, b, vw, stats)
         xs = X[j, :, a:b, :vw].to(device=mu.device, dtype=torch.int64).unsqueeze(1)
         for c in range(3):
             mean = channel_mean(mu, beta, list(xs[:c]), c, exact=True, centre=centre)
-            runs[c].append(((job, c, list(xs[:c]), mean, ls[:, c], logit[:, c]), xs[c].reshape(-1).cpu().numpy()))
-
-    def bits(c: int, d: int) -> float:
-        total = 0.0
-        for args, v in runs[c]:
-            m = _mixture(*args, d)
-            total += float((PREC - np.log2(m.scaled_cdf(v + 1) - m.scaled_cdf(v))).sum())
-        return total
-
-    out = []
-    for c in range(3):
-        cost = {d: bits(c, d) for d in COARSE}
-        best = min(COARSE, key=cost.get)
-        cost.update({d: bits(c, d) for d in FINE[best]})
-        out.append(min((best,) + FINE[best], key=cost.get))
-    return out
+            v = xs[c].reshape(-1).cpu().numpy()
+            bucket = (scale_buckets(_rows(ls[:, c]), _rows(logit[:, c]), pl.SCALE_EDGES) if buckets > 1
+                      else np.zeros(len(v), np.int64))
+            for i, d in enumerate(OFFSETS):
+                m = _mixture(job, c, list(xs[:c]), mean, ls[:, c], logit[:, c], [d])
+                bits = PREC - np.log2(m.scaled_cdf(v + 1) - m.scaled_cdf(v))
+                cost[c, i] += np.bincount(bucket, weights=bits, minlength=buckets)
+    return [[OFFSETS[i] for i in cost[c].argmin(axis=0)] for c in range(3)]
 
 
 def _band(job: _Job, X, j, a, b, vw, stats):
@@ -142,7 +141,7 @@ def _band(job: _Job, X, j, a, b, vw, stats):
 
 def _encode_part(job: _Job, st, X, level: pyr.Level, j: int, offsets, rows, bmap: np.ndarray, stats: dict) -> None:
     """Push sub-image j of ``level`` in the stripe ``rows`` of one stream (bands and channels backwards),
-    its log-scales shifted by ``offsets`` (one per channel)."""
+    its log-scales shifted by ``offsets`` (per channel: one per scale bucket, or one)."""
     vh, vw = level.extent(j)
     view = pyr.image_view(bmap, level, j)
     for a, b in reversed(pyr.bands(*rows, level.cols)):
@@ -223,6 +222,7 @@ def encode_image(model: IntegerSHVC, rgb: np.ndarray, layout: Layout | str = "de
     streams = layout.streams or pl.auto_streams(n_dims)
     lanes = lanes_for(n_dims // streams) if layout.lanes is None else layout.lanes
     adaptive = pl.tuned(layout.version, layout.variant)           # version 4: allowed values and scale offsets
+    buckets = pl.offset_buckets(layout.version)
     colours, masks = allowed_values.choose(rgb) if adaptive else (None, None)
     job = _prepare(model, layout, run, h * w, streams, allowed_values.allowed(colours, masks))
     stats = {} if run.stats is None else run.stats
@@ -233,9 +233,9 @@ def encode_image(model: IntegerSHVC, rgb: np.ndarray, layout: Layout | str = "de
     tuned = []                                             # offsets of the tuned sub-images, last first
     for level, j in reversed(_steps(pyramid)):
         X, stripes = images[level.n], pyr.stripes(level.rows, streams)
-        offsets = [0, 0, 0]
+        offsets = [[0]] * 3
         if adaptive and pyr.tuned(level, j):
-            offsets = _choose_offsets(job, X, level, j, stats)
+            offsets = _choose_offsets(job, X, level, j, buckets, stats)
             tuned.append(offsets)
         _run_step(job, stats, lambda s, own: _encode_part(job, stacks[s], X, level, j, offsets, stripes[s], bmap, own))
     data = pl.pack([(0, st.finish(0)) for st in stacks], lanes, layout.version)
@@ -252,10 +252,11 @@ def decode_image(model: IntegerSHVC, payload: bytes, height: int, width: int, la
     table is taken as it is (``codec.check_streams`` has checked it against the image size)."""
     layout, run = records(_whole(layout), run, options)
     colours = masks = None
-    offsets = np.zeros((0, 3), np.int64)
+    offsets = np.zeros((0, 3, 1), np.int64)
     adaptive = pl.tuned(layout.version, layout.variant)
     if adaptive:
-        colours, masks, offsets, payload = pl.split_tuning(payload, pyr.tuned_steps(height, width))
+        colours, masks, offsets, payload = pl.split_tuning(payload, pyr.tuned_steps(height, width),
+                                                           pl.offset_buckets(layout.version))
     count = pl.stream_count(payload)
     lanes, words = pl.unpack(payload, count, layout.version)
     if count < 1 or any(prefix for prefix, _ in words):
@@ -270,7 +271,7 @@ def decode_image(model: IntegerSHVC, payload: bytes, height: int, width: int, la
             X[0] = cur
         stripes = pyr.stripes(level.rows, count)
         for j in level.blocks:
-            step_offsets = next(tuned) if adaptive and pyr.tuned(level, j) else [0, 0, 0]
+            step_offsets = next(tuned) if adaptive and pyr.tuned(level, j) else [[0]] * 3
             _run_step(job, stats, lambda s, own: _decode_part(job, stacks[s], X, level, j, step_offsets, stripes[s],
                                                               own))
         cur = pyr.join(X, level)
