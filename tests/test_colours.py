@@ -98,7 +98,7 @@ def test_a_few_colours_image_codes_among_its_colours_and_round_trips(trained_det
     colours = image_colours(x)
     assert colours is not None and len(colours) == len(np.unique(x.reshape(-1, 3), axis=0))
     enc = whole.encode_image(trained_det_model, x, "det")
-    got, masks, offsets, rest = pl.split_tuning(enc.payload, pyr.tuned_steps(96, 80), BUCKETS)
+    got, masks, offsets, rest = pl.split_tuning(enc.payload, pyr.tuned_steps(96, 80), pl.VERSIONS[-1])
     assert np.array_equal(got, colours) and masks is None
     assert np.array_equal(whole.decode_image(trained_det_model, enc.payload, 96, 80, "det"), x)
     plain = whole.encode_image(trained_det_model, x, whole.Layout("det", version=3))
@@ -199,15 +199,16 @@ def test_offsets_are_chosen_stored_and_round_trip(trained_det_model, monkeypatch
     x = _grainy(h, w)
     assert pyr.tuned_steps(h, w) == 3 and BUCKETS == len(pl.SCALE_EDGES) + 1 > 1
     enc = whole.encode_image(trained_det_model, x, "det")
-    colours, masks, offsets, _ = pl.split_tuning(enc.payload, 3, BUCKETS)
-    assert colours is None and masks is None and offsets.shape == (3, 3, BUCKETS)
-    assert set(offsets.ravel()) <= set(whole.OFFSETS)
+    colours, masks, (untuned, offsets), _ = pl.split_tuning(enc.payload, 3, pl.VERSIONS[-1])
+    assert colours is None and masks is None and offsets.shape == (3, 3, BUCKETS) and untuned.shape == (3,)
+    assert set(offsets.ravel()) | set(untuned) <= set(whole.OFFSETS)
     assert (offsets != 0).any() and (offsets != offsets[..., :1]).any()       # fitted, and not one for all
     assert np.array_equal(whole.decode_image(trained_det_model, enc.payload, h, w, "det"), x)
     # the chosen offsets code the image in fewer bits than none
     monkeypatch.setattr(whole, "_choose_offsets", lambda job, X, level, j, buckets, stats: [[0] * buckets] * 3)
+    monkeypatch.setattr(whole, "_choose_untuned", lambda *a: [0, 0, 0])
     plain = whole.encode_image(trained_det_model, x, "det")
-    assert pl.split_tuning(plain.payload, 3, BUCKETS)[2].tolist() == [[[0] * BUCKETS] * 3] * 3
+    assert pl.split_tuning(plain.payload, 3, pl.VERSIONS[-1])[2].tuned.tolist() == [[[0] * BUCKETS] * 3] * 3
     assert enc.report.total_bits < plain.report.total_bits
 
 
@@ -215,8 +216,8 @@ def test_version_4_has_one_offset_per_channel_and_bucketed_ones_code_no_worse(tr
     h, w = 150, 140
     x = _grainy(h, w, seed=4)
     v4 = whole.encode_image(trained_det_model, x, V4)
-    offsets = pl.split_tuning(v4.payload, 3, 1)[2]
-    assert offsets.shape == (3, 3, 1) and (offsets != 0).any()
+    untuned, offsets = pl.split_tuning(v4.payload, 3, 4)[2]
+    assert offsets.shape == (3, 3, 1) and (offsets != 0).any() and untuned.tolist() == [0, 0, 0]
     assert np.array_equal(whole.decode_image(trained_det_model, v4.payload, h, w, V4), x)
     # the whole sub-image is the sample here, so each bucket's choice is no worse than version 4's one for all
     v5 = whole.encode_image(trained_det_model, x, "det")
@@ -233,25 +234,33 @@ def test_scale_buckets_are_integer_weighted_mean_log_scales():
     assert scale_buckets(ls[:, :1], None, pl.SCALE_EDGES).tolist() == [0, 0, 3, 7, 4]
 
 
-def test_small_images_have_no_offsets(trained_det_model):
+def test_small_images_share_one_offset_per_channel(trained_det_model, monkeypatch):
     assert pyr.tuned_steps(64, 64) == 0 and pyr.tuned_steps(127, 129) == 1
     x = _grainy(64, 64, seed=2)
     enc = whole.encode_image(trained_det_model, x, "det")
-    assert struct.unpack_from("<I", enc.payload)[0] == pl.VALUES_ALL       # every value, and then the table
+    assert struct.unpack_from("<I", enc.payload)[0] == pl.VALUES_ALL       # every value, then 3 offsets
+    untuned, tuned = pl.split_tuning(enc.payload, 0, pl.VERSIONS[-1])[2]
+    assert tuned.shape == (0, 3, BUCKETS) and (untuned != 0).any()
     assert np.array_equal(whole.decode_image(trained_det_model, enc.payload, 64, 64, "det"), x)
+    monkeypatch.setattr(whole, "_choose_untuned", lambda *a: [0, 0, 0])
+    assert whole.encode_image(trained_det_model, x, "det").report.total_bits > enc.report.total_bits
+    v4 = whole.encode_image(trained_det_model, x, V4)                      # version 4: none
+    assert pl.split_tuning(v4.payload, 0, 4)[2].untuned.tolist() == [0, 0, 0]
+    assert np.array_equal(whole.decode_image(trained_det_model, v4.payload, 64, 64, V4), x)
 
 
-@pytest.mark.parametrize("layout, damage", [("det", "range"), ("det", "short"), (V4, "range"),
+@pytest.mark.parametrize("layout, damage", [("det", "range"), ("det", "padding"), ("det", "short"), (V4, "range"),
                                             (V4, "padding"), (V4, "short")])
 def test_damaged_offsets_are_refused(layout, damage, trained_det_model):
     h, w = 150, 140
     enc = whole.encode_image(trained_det_model, _grainy(h, w, seed=3), layout)
-    n = 3 * 3 * pl.offset_buckets(whole._whole(layout).version)             # 9 or 72 offsets after the kind word
+    version = whole._whole(layout).version
+    n = 3 * 3 * pl.offset_buckets(version) + 3 * (version >= 5)              # 9 or 75 offsets after the kind word
     b = bytearray(enc.payload)
     if damage == "range":
         b[4 + n - 1] = 0xBF                                                # the last offset: -65
     elif damage == "padding":
-        b[4 + n] = 1                                                       # 9 offsets, then 3 padding bytes
+        b[4 + n] = 1                                                       # 9 or 75 offsets, then padding
     else:
         b = b[:4 + n - 3]
     with pytest.raises(FormatError, match="scale offsets|truncated|corrupt"):
@@ -271,7 +280,7 @@ def test_few_levels_per_channel_code_among_them(trained_det_model):
     masks = channel_masks(x)
     assert masks is not None and all(np.array_equal(np.flatnonzero(masks[c]), np.unique(x[..., c])) for c in range(3))
     enc = whole.encode_image(trained_det_model, x, "det")
-    colours, got, _, _ = pl.split_tuning(enc.payload, pyr.tuned_steps(120, 100), BUCKETS)
+    colours, got, _, _ = pl.split_tuning(enc.payload, pyr.tuned_steps(120, 100), pl.VERSIONS[-1])
     assert colours is None and np.array_equal(got, masks)
     assert np.array_equal(whole.decode_image(trained_det_model, enc.payload, 120, 100, "det"), x)
     plain = whole.encode_image(trained_det_model, x, whole.Layout("det", version=3))

@@ -152,7 +152,7 @@ def test_damage_is_reported():
         whole.decode_image(model, bad.tobytes(), 30, 30, "det")
     seeded = np.frombuffer(enc.payload, "<u4").copy()
     assert seeded[0] == 0                      # no colour list (30x30: at most 9 colours would pay)
-    seeded[3] = 1                              # a seed prefix: det pops nothing
+    seeded[4] = 1                              # after the offsets, count and lanes: a seed prefix (det pops nothing)
     with pytest.raises(FormatError, match="stream table"):
         whole.decode_image(model, seeded.tobytes(), 30, 30, "det")
 

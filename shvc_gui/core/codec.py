@@ -186,8 +186,7 @@ def check_streams(header: container.Header, streams: list[bytes], pop_bound=None
     from .entropy import payload as layout
     from .entropy.pyramid import tuned_steps
     if layout.tuned(header.version, header.variant):
-        payload = layout.split_tuning(payload, tuned_steps(header.height, header.width),
-                                       layout.offset_buckets(header.version))[-1]
+        payload = layout.split_tuning(payload, tuned_steps(header.height, header.width), header.version)[-1]
     words = np.frombuffer(payload[:len(payload) - len(payload) % 4], "<u4")
     head = 2 if header.version >= 2 else 1
     if len(payload) % 4 or len(words) < head:

@@ -9,6 +9,7 @@ Payload (little-endian u32 words): ``count`` streams, [version >= 2: ``lanes`` o
 from __future__ import annotations
 
 import struct
+from typing import NamedTuple
 
 import numpy as np
 
@@ -19,7 +20,8 @@ PATCH_VERSION = 2                 # the patch coder's newest payload (versions 3
 WHOLE_VERSION = 3                 # from this version on, ``det`` payloads code the whole image (:mod:`.whole`)
 TUNED_VERSION = 4                 # from this version on, whole-image payloads start with the allowed values
                                   # (:mod:`.colours`) and scale offsets (:mod:`.whole`)
-BUCKETED_VERSION = 5              # from this version on, each channel's scale offsets are one per scale bucket
+BUCKETED_VERSION = 5              # from this version on, each channel's scale offsets are one per scale bucket,
+                                  # and the untuned sub-images share one offset per channel
 SCALE_EDGES = (-24, -12, 0, 8, 16, 24, 40)   # version 5: a sub-pixel's bucket is the number of these edges at or
                                   # below its mixture's weighted mean log-scale (1/16 nat, mixture.scale_buckets)
 MAX_COLOURS = 256                 # the longest colour list a payload holds
@@ -46,13 +48,19 @@ def offset_buckets(version: int) -> int:
     return len(SCALE_EDGES) + 1 if version >= BUCKETED_VERSION else 1
 
 
-def split_tuning(payload: bytes, steps: int, buckets: int) -> tuple[np.ndarray | None, np.ndarray | None,
-                                                                    np.ndarray, bytes]:
-    """(colour list or None, channel value masks or None, scale offsets (steps, 3, buckets), the
-    stream table and streams) of a tuned payload; ``steps``: the tuned sub-images of the image
-    (``pyramid.tuned_steps``), ``buckets``: :func:`offset_buckets` of its version."""
+class ScaleOffsets(NamedTuple):
+    """The scale offsets of a tuned payload (1/16 nat, added to the network's log-scales)."""
+    untuned: np.ndarray           # (3,) int64: every sub-image too small for its own (0 before version 5)
+    tuned: np.ndarray             # (steps, 3, offset_buckets(version)) int64: each tuned sub-image's
+
+
+def split_tuning(payload: bytes, steps: int, version: int) -> tuple[np.ndarray | None, np.ndarray | None,
+                                                                    ScaleOffsets, bytes]:
+    """(colour list or None, channel value masks or None, scale offsets, the stream table and
+    streams) of a tuned payload of format ``version``; ``steps``: the tuned sub-images of the image
+    (``pyramid.tuned_steps``)."""
     colours, masks, payload = split_values(payload)
-    offsets, payload = split_offsets(payload, steps, buckets)
+    offsets, payload = split_offsets(payload, steps, version)
     return colours, masks, offsets, payload
 
 
@@ -116,24 +124,27 @@ def check_colours(colours: np.ndarray) -> None:
         raise FormatError("The compressed stream is corrupt (bad colour list).")
 
 
-def pack_offsets(offsets: np.ndarray) -> bytes:
-    """The scale offsets section: one int8 per (tuned step, channel, bucket) in that order, zero-padded
-    to whole words."""
-    data = np.asarray(offsets, np.int8).tobytes()
+def pack_offsets(offsets: ScaleOffsets, version: int) -> bytes:
+    """The scale offsets section: from version 5 the untuned sub-images' offset per channel, then
+    one int8 per (tuned step, channel, bucket) in that order; zero-padded to whole words."""
+    shared = offsets.untuned if version >= BUCKETED_VERSION else np.zeros(0)
+    data = np.asarray(shared, np.int8).tobytes() + np.asarray(offsets.tuned, np.int8).tobytes()
     return data + bytes(-len(data) % 4)
 
 
-def split_offsets(payload: bytes, steps: int, buckets: int) -> tuple[np.ndarray, bytes]:
-    """(the scale offsets (steps, 3, buckets) int64, the rest of the payload), each offset checked to
-    lie in [-MAX_OFFSET, MAX_OFFSET] and the padding to be zeros."""
-    n = 3 * steps * buckets
+def split_offsets(payload: bytes, steps: int, version: int) -> tuple[ScaleOffsets, bytes]:
+    """(the scale offsets of ``steps`` tuned sub-images, the rest of the payload), each offset checked
+    to lie in [-MAX_OFFSET, MAX_OFFSET] and the padding to be zeros."""
+    shared, buckets = (3 if version >= BUCKETED_VERSION else 0), offset_buckets(version)
+    n = shared + 3 * steps * buckets
     end = -(-n // 4) * 4
     if len(payload) < end:
         raise FormatError("The compressed stream is truncated.")
-    offsets = np.frombuffer(payload, np.int8, n).astype(np.int64).reshape(steps, 3, buckets)
-    if any(payload[n:end]) or (np.abs(offsets) > MAX_OFFSET).any():
+    values = np.frombuffer(payload, np.int8, n).astype(np.int64)
+    if any(payload[n:end]) or (np.abs(values) > MAX_OFFSET).any():
         raise FormatError("The compressed stream is corrupt (bad scale offsets).")
-    return offsets, payload[end:]
+    untuned = values[:3] if shared else np.zeros(3, np.int64)
+    return ScaleOffsets(untuned, values[shared:].reshape(steps, 3, buckets)), payload[end:]
 
 
 def groups(n: int, group_size: int) -> list[tuple[int, int]]:

@@ -18,7 +18,8 @@ the values they allow given the channels before it. Then come scale offsets: for
 of at least ``pyramid.TUNED_POSITIONS`` positions, per channel, integers added to the network's
 log-scales (1/16 nat): in version 4 one for all its sub-pixels, from version 5 one per scale bucket
 (the bucket of a sub-pixel is fixed by its mixture's weighted mean log-scale before the offset:
-``payload.SCALE_EDGES``, ``mixture.scale_buckets``). The network is one model for every image; the
+``payload.SCALE_EDGES``, ``mixture.scale_buckets``), and in version 5 the smaller sub-images share
+one per channel (:func:`_choose_untuned`). The network is one model for every image; the
 offsets fit its confidence to this one (a grainy photo wants wider distributions than the model
 predicts, a clean render narrower, and how much differs between confident and unsure predictions).
 The encoder picks each by the code length of a sample of the sub-image (:data:`OFFSETS`,
@@ -105,18 +106,10 @@ def _mixture(job: _Job, c: int, prev: list[torch.Tensor], mean, ls, logit, offse
     return Mixture(mu, ls, logit, PIXEL_BINS, support)
 
 
-def _choose_offsets(job: _Job, X, level: pyr.Level, j: int, buckets: int, stats: dict) -> list[list[int]]:
-    """The encoder's scale offsets of sub-image ``j`` of ``level``: per channel, per scale bucket the
-    best of :data:`OFFSETS` by the code length of a sample of it (SAMPLE_PIECES row ranges, about
-    SAMPLE_POSITIONS positions in all)."""
-    vh, vw = level.extent(j)
-    if vh * vw <= SAMPLE_POSITIONS:
-        pieces = [(0, vh)]
-    else:
-        rows = max(1, SAMPLE_POSITIONS // SAMPLE_PIECES // vw)
-        pieces = sorted({(a, min(vh, a + rows)) for a in ((2 * i + 1) * vh // (2 * SAMPLE_PIECES)
-                                                          for i in range(SAMPLE_PIECES))})
-    cost = np.zeros((3, len(OFFSETS), buckets))            # bits of the sample per channel, candidate, bucket
+def _costs(job: _Job, X, j: int, vw: int, pieces, buckets: int, stats: dict) -> np.ndarray:
+    """Bits of the rows ``pieces`` [(a, b)] of sub-image ``j`` (its first ``vw`` columns) per channel,
+    candidate of :data:`OFFSETS` and scale bucket: (3, len(OFFSETS), buckets)."""
+    cost = np.zeros((3, len(OFFSETS), buckets))
     for a, b in pieces:
         logit, mu, ls, beta, centre = _band(job, X, j, a, b, vw, stats)
         xs = X[j, :, a:b, :vw].to(device=mu.device, dtype=torch.int64).unsqueeze(1)
@@ -129,7 +122,33 @@ def _choose_offsets(job: _Job, X, level: pyr.Level, j: int, buckets: int, stats:
                 m = _mixture(job, c, list(xs[:c]), mean, ls[:, c], logit[:, c], [d])
                 bits = PREC - np.log2(m.scaled_cdf(v + 1) - m.scaled_cdf(v))
                 cost[c, i] += np.bincount(bucket, weights=bits, minlength=buckets)
+    return cost
+
+
+def _choose_offsets(job: _Job, X, level: pyr.Level, j: int, buckets: int, stats: dict) -> list[list[int]]:
+    """The encoder's scale offsets of tuned sub-image ``j`` of ``level``: per channel, per scale
+    bucket the best of :data:`OFFSETS` by the code length of a sample of it (SAMPLE_PIECES row
+    ranges, about SAMPLE_POSITIONS positions in all)."""
+    vh, vw = level.extent(j)
+    if vh * vw <= SAMPLE_POSITIONS:
+        pieces = [(0, vh)]
+    else:
+        rows = max(1, SAMPLE_POSITIONS // SAMPLE_PIECES // vw)
+        pieces = sorted({(a, min(vh, a + rows)) for a in ((2 * i + 1) * vh // (2 * SAMPLE_PIECES)
+                                                          for i in range(SAMPLE_PIECES))})
+    cost = _costs(job, X, j, vw, pieces, buckets, stats)
     return [[OFFSETS[i] for i in cost[c].argmin(axis=0)] for c in range(3)]
+
+
+def _choose_untuned(job: _Job, images: list[torch.Tensor], pyramid: list[pyr.Level], stats: dict) -> list[int]:
+    """The encoder's one scale offset per channel for every untuned sub-image (version 5): the best of
+    :data:`OFFSETS` by the code length of all of them (together fewer than about 22,000 positions)."""
+    cost = np.zeros((3, len(OFFSETS), 1))
+    for level, j in _steps(pyramid):
+        vh, vw = level.extent(j)
+        if vh * vw and not pyr.tuned(level, j):
+            cost += _costs(job, images[level.n], j, vw, [(0, vh)], 1, stats)
+    return [OFFSETS[int(cost[c, :, 0].argmin())] for c in range(3)]
 
 
 def _band(job: _Job, X, j, a, b, vw, stats):
@@ -231,16 +250,20 @@ def encode_image(model: IntegerSHVC, rgb: np.ndarray, layout: Layout | str = "de
     stacks = [stack_class(layout.version, lanes).start(None, lanes) for _ in range(streams)]
     bmap = np.zeros((h, w), np.float32)
     tuned = []                                             # offsets of the tuned sub-images, last first
+    untuned = [0, 0, 0]
+    if adaptive and layout.version >= pl.BUCKETED_VERSION:
+        untuned = _choose_untuned(job, images, pyramid, stats)
     for level, j in reversed(_steps(pyramid)):
         X, stripes = images[level.n], pyr.stripes(level.rows, streams)
-        offsets = [[0]] * 3
+        offsets = [[d] for d in untuned]
         if adaptive and pyr.tuned(level, j):
             offsets = _choose_offsets(job, X, level, j, buckets, stats)
             tuned.append(offsets)
         _run_step(job, stats, lambda s, own: _encode_part(job, stacks[s], X, level, j, offsets, stripes[s], bmap, own))
     data = pl.pack([(0, st.finish(0)) for st in stacks], lanes, layout.version)
     if adaptive:
-        data = pl.pack_values(colours, masks) + pl.pack_offsets(tuned[::-1]) + data
+        offsets = pl.ScaleOffsets(np.array(untuned), np.array(tuned[::-1], np.int64).reshape(-1, 3, buckets))
+        data = pl.pack_values(colours, masks) + pl.pack_offsets(offsets, layout.version) + data
     report = ImageReport(total_bits=8 * len(data), initial_bits=0,
                          neg_elbo_bits=float(sum(st.pushed_bits for st in stacks)), bits_map=bmap, n_dims=n_dims)
     return EncodedImage(data, report)
@@ -252,11 +275,10 @@ def decode_image(model: IntegerSHVC, payload: bytes, height: int, width: int, la
     table is taken as it is (``codec.check_streams`` has checked it against the image size)."""
     layout, run = records(_whole(layout), run, options)
     colours = masks = None
-    offsets = np.zeros((0, 3, 1), np.int64)
+    offsets = pl.ScaleOffsets(np.zeros(3, np.int64), np.zeros((0, 3, 1), np.int64))
     adaptive = pl.tuned(layout.version, layout.variant)
     if adaptive:
-        colours, masks, offsets, payload = pl.split_tuning(payload, pyr.tuned_steps(height, width),
-                                                           pl.offset_buckets(layout.version))
+        colours, masks, offsets, payload = pl.split_tuning(payload, pyr.tuned_steps(height, width), layout.version)
     count = pl.stream_count(payload)
     lanes, words = pl.unpack(payload, count, layout.version)
     if count < 1 or any(prefix for prefix, _ in words):
@@ -264,14 +286,14 @@ def decode_image(model: IntegerSHVC, payload: bytes, height: int, width: int, la
     job = _prepare(model, layout, run, height * width, count, allowed_values.allowed(colours, masks))
     stats = {} if run.stats is None else run.stats
     stacks = [stack_class(layout.version, lanes).resume(ws, 0, lanes) for _, ws in words]
-    cur, tuned = None, iter(offsets.tolist())
+    cur, tuned, untuned = None, iter(offsets.tuned.tolist()), [[d] for d in offsets.untuned.tolist()]
     for level in reversed(pyr.levels(height, width)):
         X = torch.full((pyr.BLOCKS, 3, level.rows, level.cols), PAD_VALUE, dtype=torch.uint8)
         if not level.top:
             X[0] = cur
         stripes = pyr.stripes(level.rows, count)
         for j in level.blocks:
-            step_offsets = next(tuned) if adaptive and pyr.tuned(level, j) else [[0]] * 3
+            step_offsets = next(tuned) if adaptive and pyr.tuned(level, j) else untuned
             _run_step(job, stats, lambda s, own: _decode_part(job, stacks[s], X, level, j, step_offsets, stripes[s],
                                                               own))
         cur = pyr.join(X, level)
