@@ -127,3 +127,10 @@ def test_both_coders_share_one_interface_and_the_tables_agree():
         back = type(st).resume(st.finish(), 0, 8)
         got, got_bits = back.pop(m)
         assert np.array_equal(got.numpy(), sym) and torch.allclose(got_bits, bits)
+
+
+def test_version_5_whole_images_take_half_the_lanes():
+    from shvc_gui.core.entropy import payload as pl
+    assert pl.symbols_per_lane(5, "det") == 8192 and pl.symbols_per_lane(4, "det") == 4096
+    assert pl.symbols_per_lane(5, "arib") == 4096                          # patches: as version 2
+    assert lanes_for(12_000_000, 8192) == 1024 and lanes_for(32 * 8192 - 1, 8192) == 0

@@ -198,7 +198,8 @@ def check_streams(header: container.Header, streams: list[bytes], pop_bound=None
         raise FormatError("The compressed stream is truncated.")
     table = words[head:head + 2 * count].reshape(count, 2).astype(np.int64)
     lanes = int(words[1]) if header.version >= 2 else 0
-    if header.version >= 2 and (lanes > MAX_LANES or lanes != lanes_for(n_dims // count)):
+    per_lane = layout.symbols_per_lane(header.version, header.variant)
+    if header.version >= 2 and (lanes > MAX_LANES or lanes != lanes_for(n_dims // count, per_lane)):
         raise FormatError("The file is corrupt (its rANS lane count does not fit the image).")
     if int(table[:, 1].sum()) != len(words) - head - 2 * count or (table[:, 1] < 2 * lanes).any():
         raise FormatError("The compressed stream is truncated or corrupt (stream lengths do not add up).")

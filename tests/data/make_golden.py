@@ -15,14 +15,14 @@ from shvc_gui.core.model.testing import synthetic_photo
 from shvc_gui.core.weights import load_integer_weights
 
 HERE = Path(__file__).parent
-# Version 1: 70x37 (whole tables). Versions 2 and 3: large enough for the rANS lanes (>= 32 x 4096 sub-pixels).
-SIZE = (288, 160)
+# Versions 2 to 4: large enough for the rANS lanes (>= 32 x 4096 sub-pixels); version 5 (>= 32 x 8192).
+SIZE = {5: (384, 232)}.get(container.VERSION, (288, 160))
 # Versions 1 and 2: the latent-variable test model (variant arib, patches). Versions 3 to 5: the
 # deterministic one (variant det, the whole image in one pyramid).
 MODEL = {1: "trained-tiny.pt", 2: "trained-tiny.pt", 3: "trained-tiny-det.pt", 4: "trained-tiny-det.pt",
          5: "trained-tiny-det.pt"}
 # Version 4: the photo reduced to this many colours, so that the file holds a colour list.
-COLOURS = {4: 48}
+COLOURS = {4: 48, 5: 48}
 
 if __name__ == "__main__":
     name = f"golden-v{container.VERSION}"

@@ -14,6 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import FormatError
+from .rans import SYMBOLS_PER_LANE
 
 VERSIONS = (1, 2, 3, 4, 5)        # format versions whose payloads the coders write and read
 PATCH_VERSION = 2                 # the patch coder's newest payload (versions 3, 4 code shvc/arib as version 2 does)
@@ -22,6 +23,8 @@ TUNED_VERSION = 4                 # from this version on, whole-image payloads s
                                   # (:mod:`.colours`) and scale offsets (:mod:`.whole`)
 BUCKETED_VERSION = 5              # from this version on, each channel's scale offsets are one per scale bucket,
                                   # and the untuned sub-images share one offset per channel
+WIDE_LANE_SYMBOLS = 8192          # version 5 whole images: about this many symbols per rANS lane (else
+                                  # rans.SYMBOLS_PER_LANE)
 SCALE_EDGES = (-24, -12, 0, 8, 16, 24, 40)   # version 5: a sub-pixel's bucket is the number of these edges at or
                                   # below its mixture's weighted mean log-scale (1/16 nat, mixture.scale_buckets)
 MAX_COLOURS = 256                 # the longest colour list a payload holds
@@ -41,6 +44,13 @@ def tuned(version: int, variant: str) -> bool:
     """Whether a payload of this format version and variant starts with the allowed values and
     scale offsets (:func:`split_tuning`)."""
     return whole_image(version, variant) and version >= TUNED_VERSION
+
+
+def symbols_per_lane(version: int, variant: str) -> int:
+    """About how many symbols each rANS lane of a stream codes (``rans.lanes_for``): from version 5
+    whole images take half the lanes, so their start-up bits (about 48 a lane) halve (the
+    shvc-det-w128 validation photographs: about 0.4 % of the payload with 4096)."""
+    return WIDE_LANE_SYMBOLS if whole_image(version, variant) and version >= BUCKETED_VERSION else SYMBOLS_PER_LANE
 
 
 def offset_buckets(version: int) -> int:

@@ -14,8 +14,9 @@ State bounds (the classic rANS with 32-bit renormalisation): heads live in ``[2^
 start at ``2^31``; the decoder checks that they end there, so a damaged stream is reported.
 Each lane costs about 48 bits of start-up and flush per stream (measured: 31 bits of the empty
 start state and ~17 of the final flush), so the lane count is chosen from the stream's size
-(:func:`lanes_for`); small streams (lane count 0) use the whole-table coder of
-:mod:`shvc_gui.core.entropy.ans` instead.
+(:func:`lanes_for`, about ``per_lane`` symbols a lane: ``payload.symbols_per_lane``); small streams
+(lane count 0) use the whole-table coder of :mod:`shvc_gui.core.entropy.ans` instead. Fewer lanes
+cost fewer start-up bits but decode slower (numpy works a chunk of ``lanes`` symbols per call).
 """
 
 from __future__ import annotations
@@ -32,11 +33,12 @@ MIN_LANES, MAX_LANES = 32, 4096
 SYMBOLS_PER_LANE = 4096          # lanes_for: start-up bits stay near 48 / (4096 x bits per symbol)
 
 
-def lanes_for(symbols: int) -> int:
-    """Lanes for a stream of about ``symbols`` coded symbols: a power of two in [MIN_LANES, MAX_LANES],
-    or 0 when the stream is too small for lanes to pay (numpy's per-call cost makes fewer than
-    MIN_LANES lanes slower than whole tables, and the start-up bits would exceed ~0.3 %)."""
-    want = symbols // SYMBOLS_PER_LANE
+def lanes_for(symbols: int, per_lane: int = SYMBOLS_PER_LANE) -> int:
+    """Lanes for a stream of about ``symbols`` coded symbols, about ``per_lane`` a lane: a power of
+    two in [MIN_LANES, MAX_LANES], or 0 when the stream is too small for lanes to pay (numpy's
+    per-call cost makes fewer than MIN_LANES lanes slower than whole tables, and the start-up bits
+    would exceed ~0.3 %)."""
+    want = symbols // per_lane
     if want < MIN_LANES:
         return 0
     return int(min(MAX_LANES, 1 << (want.bit_length() - 1)))

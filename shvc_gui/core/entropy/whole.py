@@ -231,7 +231,7 @@ def encode_image(model: IntegerSHVC, rgb: np.ndarray, layout: Layout | str = "de
     """Code a uint8 image (H, W, 3) as one pyramid. ``layout`` (:class:`~.bitsback.Layout`, or a
     variant name; its version must code whole images, :func:`payload.whole_image`) is what the file
     fixes: the streams (default :func:`payload.auto_streams`) and rANS lanes (default
-    :func:`~.rans.lanes_for`); ``run`` (:class:`~.bitsback.Run`) what may differ at decode (device,
+    :func:`~.rans.lanes_for` of :func:`payload.symbols_per_lane`); ``run`` (:class:`~.bitsback.Run`) what may differ at decode (device,
     tile rows, tiles per network call, workers, cancel, progress, stats); fields as keywords too."""
     layout, run = records(_whole(layout), run, options)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or min(rgb.shape[:2]) < 1:
@@ -239,7 +239,8 @@ def encode_image(model: IntegerSHVC, rgb: np.ndarray, layout: Layout | str = "de
     h, w = rgb.shape[:2]
     n_dims = 3 * h * w
     streams = layout.streams or pl.auto_streams(n_dims)
-    lanes = lanes_for(n_dims // streams) if layout.lanes is None else layout.lanes
+    lanes = (lanes_for(n_dims // streams, pl.symbols_per_lane(layout.version, layout.variant))
+             if layout.lanes is None else layout.lanes)
     adaptive = pl.tuned(layout.version, layout.variant)           # version 4: allowed values and scale offsets
     buckets = pl.offset_buckets(layout.version)
     colours, masks = allowed_values.choose(rgb) if adaptive else (None, None)
