@@ -263,8 +263,8 @@ def encode_image(model: IntegerSHVC, rgb: np.ndarray, layout: Layout | str = "de
         _run_step(job, stats, lambda s, own: _encode_part(job, stacks[s], X, level, j, offsets, stripes[s], bmap, own))
     data = pl.pack([(0, st.finish(0)) for st in stacks], lanes, layout.version)
     if adaptive:
-        offsets = pl.ScaleOffsets(np.array(untuned), np.array(tuned[::-1], np.int64).reshape(-1, 3, buckets))
-        data = pl.pack_values(colours, masks) + pl.pack_offsets(offsets, layout.version) + data
+        chosen = pl.ScaleOffsets(np.array(untuned), np.array(tuned[::-1], np.int64).reshape(-1, 3, buckets))
+        data = pl.pack_values(colours, masks) + pl.pack_offsets(chosen, layout.version) + data
     report = ImageReport(total_bits=8 * len(data), initial_bits=0,
                          neg_elbo_bits=float(sum(st.pushed_bits for st in stacks)), bits_map=bmap, n_dims=n_dims)
     return EncodedImage(data, report)
