@@ -379,3 +379,49 @@ def test_listed_digital_art_is_dropped_by_path():
     assert art("mate-backgrounds:usr/share/backgrounds/mate/abstract/Elephants.jpg")
     assert not art("mate-backgrounds:usr/share/backgrounds/mate/nature/Storm.jpg")
     assert not art("plasma-workspace-wallpapers:usr/share/wallpapers/Grey/contents/images/2560x1600.jpg")
+
+
+# --- native crops of decoded JPEGs ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def jpeg_sources(tmp_path_factory) -> Path:
+    """Four JPEG photographs (640x480, so halved they still pass) and one PNG photograph."""
+    root = tmp_path_factory.mktemp("jpegs")
+    for i in range(4):
+        photo_like(700 + i, 480, 640).save(root / f"jpeg{i}.jpg", quality=90)
+    photo_like(710).save(root / "lossless.png")
+    return root
+
+
+def test_native_crops_are_decoded_pixels_on_the_block_grid(jpeg_sources, tmp_path):
+    rules = C.Rules(native_crops=2, native_crop_side=256)
+    out = tmp_path / "with"
+    manifest = C.build_from_images(all_paths(jpeg_sources), out, rules=rules, log=lambda s: None)
+    crops = [f for f in manifest["files"] if "native_crop" in f]
+    pictures = [f for f in manifest["files"] if "native_crop" not in f]
+    lossy = [f for f in pictures if f["lossy_source"]]
+    assert len(lossy) == 4 and len(crops) == 2 * 4              # the PNG gives none
+    assert {f["split"] for f in pictures} == {"train", "val"}
+    split_of = {f["identity"]: f["split"] for f in pictures}
+    boxes = set()
+    for f in crops:
+        assert f["split"] == ("train" if split_of[f["identity"]] == "train" else "val-native")
+        x0, y0, x1, y1 = f["native_crop"]
+        assert x0 % C.NATIVE_GRID == 0 and y0 % C.NATIVE_GRID == 0 and (x1 - x0, y1 - y0) == (256, 256)
+        with Image.open(jpeg_sources / f["source"]["path"]) as im:
+            decoded = np.asarray(im.convert("RGB"))[y0:y1, x0:x1]
+        with Image.open(out / f["file"]) as im:
+            assert np.array_equal(np.asarray(im), decoded)         # native pixels, not downsampled
+        boxes.add((f["identity"], x0, y0))
+    assert len(boxes) == len(crops)
+    native = C.load_corpus(out, "val-native", verify=True)
+    assert len(native) == manifest["counts"]["val-native"] == sum(f["split"] == "val-native" for f in crops) > 0
+    assert C.verify_corpus(out) == [] and "native_crops" in manifest["rules"]
+
+    # without native crops: the same train and val pictures, byte for byte, and no trace of the rule
+    plain = tmp_path / "without"
+    m0 = C.build_from_images(all_paths(jpeg_sources), plain, log=lambda s: None)
+    assert [f for f in manifest["files"] if "native_crop" not in f] == m0["files"]
+    assert "native_crops" not in m0["rules"] and "native_crops" not in m0["rules"]["params"]
+    assert "val-native" not in m0["counts"] and not (plain / "val-native").exists()
+    with pytest.raises(ValueError, match="split must be"):
+        C.load_corpus(plain, "test")

@@ -30,7 +30,12 @@ The pipeline (every parameter is a field of :class:`Rules` and is written into `
    ``u < val_fraction``; if that gives fewer than ``min_val_share`` of the kept pictures, the
    train pictures with the smallest ``u`` move to validation until it does. Every size of one
    picture is one group, so it never appears in both splits.
-7. **Write** ``OUT/{train,val}/*.png`` (fixed zlib level, no timestamps or metadata chunks),
+7. **Native crops** (``native_crops`` > 0, off by default): besides its downsampled picture, every
+   kept JPEG/WebP picture gives that many crops of its decoded pixels at native resolution
+   (:func:`native_crops`), so the model also sees what decoded JPEGs look like (8x8 blocks, smooth
+   upsampled chroma). A train picture's crops go to ``train/``; a validation picture's to
+   ``val-native/``, a third split for evaluation, so ``val/`` stays the same pictures either way.
+8. **Write** ``OUT/{train,val,val-native}/*.png`` (fixed zlib level, no timestamps or metadata chunks),
    ``OUT/manifest.json`` (sha256 of every file and of its pixels, source package + path, sizes,
    the rules) and ``OUT/manifest.sha256``. Building twice from the same inputs gives identical bytes.
 
@@ -122,6 +127,7 @@ VECTOR_SUFFIXES = {".svg", ".svgz"}
 PNG_LEVEL = 9                  # the output files
 ANALYSIS_PNG_LEVEL = 6         # the selection rule's bits/pixel
 CORPUS_VERSION = 2
+SPLITS = ("train", "val", "val-native")   # val-native: only with native crops (of validation pictures)
 Log = Callable[[str], None]
 
 
@@ -145,9 +151,21 @@ class Rules:
     val_fraction: float = 0.11         # validation when u < this
     min_val_share: float = 0.10        # and at least this share of the kept pictures
     max_total_mib: float = 450.0       # size budget of the pack (a warning when exceeded)
+    native_crops: int = 0              # crops per kept lossy picture at its decoded native resolution
+    native_crop_side: int = 512        # their side (at most; smaller pictures give smaller crops)
 
     def describe(self) -> dict:
-        return {
+        params = asdict(self)
+        extra = {}
+        if self.native_crops:
+            extra["native_crops"] = (
+                f"{self.native_crops} crop(s) of up to {self.native_crop_side}x{self.native_crop_side} per kept "
+                "JPEG/WebP picture, decoded at its native resolution (8x8 blocks and all), top-left corner on "
+                "the 16-pixel grid at u('native i ' + identity); the train pictures' crops go to train/, the "
+                "validation pictures' to val-native/")
+        else:                                   # corpora built without them keep their manifest bytes
+            del params["native_crops"], params["native_crop_side"]
+        return {**extra,
             "downsample": (f"box filter (PIL Image.reduce), integer factor max(m, ceil(short side / "
                            f"{self.max_short_side})) with m = {self.min_factor_lossy} for JPEG/WebP sources "
                            f"and PNG sources whose 8x8 grid strength (blockiness) > {self.max_blockiness}, "
@@ -172,7 +190,7 @@ class Rules:
                              "packages: those with the smallest u('cap ' + identity)"),
             "split": (f"u = int(sha256(identity)[:8], 16) / 2**32; val when u < {self.val_fraction}; then "
                       f"the smallest-u train pictures move to val until val >= {self.min_val_share} of kept"),
-            "params": asdict(self),
+            "params": params,
         }
 
 
@@ -343,6 +361,25 @@ def downsample(img: Image.Image, rules: Rules, lossy: bool = True) -> Image.Imag
         x, y = (w - cw) // 2, (h - ch) // 2
         img = img.crop((x, y, x + cw, y + ch))
     return img
+
+
+NATIVE_GRID = 16                   # native crops start on this grid (the JPEG blocks and 4:2:0 macroblocks)
+
+
+def native_crops(img: Image.Image, identity: str, rules: Rules) -> list[tuple[tuple[int, int, int, int], Image.Image]]:
+    """``rules.native_crops`` crops of a decoded picture at its native resolution, each
+    ((left, top, right, bottom), crop): side ``rules.native_crop_side`` (or the picture's, when
+    smaller), the corner on the :data:`NATIVE_GRID` grid at a fixed function of the identity."""
+    w, h = img.size
+    cw, ch = min(w, rules.native_crop_side), min(h, rules.native_crop_side)
+    out = []
+    for i in range(rules.native_crops):
+        ux, uy = _u(f"native {i} x " + identity), _u(f"native {i} y " + identity)
+        x = int(ux * (w - cw + 1)) // NATIVE_GRID * NATIVE_GRID
+        y = int(uy * (h - ch + 1)) // NATIVE_GRID * NATIVE_GRID
+        box = (x, y, x + cw, y + ch)
+        out.append((box, img.crop(box)))
+    return out
 
 
 def is_lossy(img: Image.Image, fmt: str | None, rules: Rules = Rules()) -> tuple[bool, str]:
@@ -579,7 +616,8 @@ def build_from_sources(sources: list[Source], out: Path, rules: Rules = Rules(),
         rows.append((best, "keep" if keep else "drop", why))
         if keep:
             img = downsample(rgb, rules, lossy)
-            kept.append((identity, best, img, b"", why, lossy))     # PNG coded once capped
+            crops = native_crops(rgb, identity, rules) if lossy else []
+            kept.append((identity, best, img, crops, why, lossy))
     # 4. package caps: the kept pictures with the smallest u
     for pkg, cap in sorted(PACKAGE_CAPS.items()):
         mine = sorted((k for k in kept if k[1].package == pkg), key=lambda k: (_u("cap " + k[0]), k[0]))
@@ -589,26 +627,32 @@ def build_from_sources(sources: list[Source], out: Path, rules: Rules = Rules(),
             rows[i] = (k[1], "drop", f"package cap: {pkg} keeps {cap} pictures (smallest cap hash); {k[4]}")
     # 5. split and write
     splits = assign_splits([k[0] for k in kept], rules)
-    for split in ("train", "val"):
-        (out / split).mkdir(parents=True, exist_ok=True)
+    for split in SPLITS:
         for old in (out / split).glob("*.png"):
             old.unlink()
+    for split in ("train", "val"):
+        (out / split).mkdir(parents=True, exist_ok=True)
     files = []
-    for identity, s, img, _, why, lossy in sorted(kept, key=lambda k: k[0]):
+
+    def write(split: str, stem: str, img: Image.Image, **entry) -> None:
         png = png_bytes(img)
+        (out / split).mkdir(exist_ok=True)
+        (out / split / f"{stem}.png").write_bytes(png)
+        files.append({"file": f"{split}/{stem}.png", "split": split, "identity": identity,
+                      "sha256": hashlib.sha256(png).hexdigest(),
+                      "pixels_sha256": hashlib.sha256(np.asarray(img).tobytes()).hexdigest(),
+                      "bytes": len(png), "width": img.size[0], "height": img.size[1], **entry,
+                      "source": {"package": s.package, "path": s.rel, "sha256": s.sha256,
+                                 "width": s.size[0], "height": s.size[1]},
+                      "selection": why})
+
+    for identity, s, img, crops, why, lossy in sorted(kept, key=lambda k: k[0]):
         split = splits[identity]
-        name = f"{_slug(identity)}-{hashlib.sha256(identity.encode()).hexdigest()[:8]}.png"
-        (out / split / name).write_bytes(png)
-        files.append({
-            "file": f"{split}/{name}", "split": split, "identity": identity,
-            "sha256": hashlib.sha256(png).hexdigest(),
-            "pixels_sha256": hashlib.sha256(np.asarray(img).tobytes()).hexdigest(),
-            "bytes": len(png), "width": img.size[0], "height": img.size[1],
-            "factor": reduce_factor(s.size, rules, lossy), "lossy_source": lossy,
-            "source": {"package": s.package, "path": s.rel, "sha256": s.sha256,
-                       "width": s.size[0], "height": s.size[1]},
-            "selection": why,
-        })
+        stem = f"{_slug(identity)}-{hashlib.sha256(identity.encode()).hexdigest()[:8]}"
+        write(split, stem, img, factor=reduce_factor(s.size, rules, lossy), lossy_source=lossy)
+        for i, (box, crop) in enumerate(crops):
+            write("train" if split == "train" else "val-native", f"{stem}-native{i}", crop, factor=1,
+                  lossy_source=lossy, native_crop=list(box))
     rows.sort(key=lambda r: (r[0].package, r[0].rel))
     with open(out / "selection.tsv", "w", newline="\n") as f:
         f.write("decision\treason\tpackage\tpath\tidentity\n")
@@ -620,7 +664,8 @@ def build_from_sources(sources: list[Source], out: Path, rules: Rules = Rules(),
         "rules": rules.describe(),
         "packages": dict(sorted((packages or {}).items())),
         "counts": {"sources": len(rows), "kept": len(files), "dropped": len(rows) - len(files),
-                   **{sp: sum(f["split"] == sp for f in files) for sp in ("train", "val")}},
+                   **{sp: sum(f["split"] == sp for f in files) for sp in SPLITS
+                      if sp != "val-native" or rules.native_crops}},
         "bytes": total,
         "files": files,
     }
@@ -674,8 +719,8 @@ def corpus_manifest_hash(corpus: Path) -> str:
 def load_corpus(corpus: Path, split: str, verify: bool = False) -> list[np.ndarray]:
     """Images of one split (``train`` or ``val``) as HxWx3 uint8 arrays, in manifest order.
     ``verify``: check each file's sha256 against the manifest."""
-    if split not in ("train", "val"):
-        raise ValueError(f"split must be 'train' or 'val', not {split!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
     out = []
     for f in read_manifest(corpus)["files"]:
         if f["split"] != split:
@@ -707,6 +752,9 @@ def main(argv=None) -> int:
     p.add_argument("--packages", nargs="*", default=list(PACKAGES), help="Debian packages ('prefix*' allowed)")
     p.add_argument("--max-short-side", type=int, default=Rules.max_short_side)
     p.add_argument("--max-long-side", type=int, default=Rules.max_long_side)
+    p.add_argument("--native-crops", type=int, default=Rules.native_crops,
+                   help="crops per JPEG/WebP picture at its decoded native resolution (default 0: none)")
+    p.add_argument("--native-crop-side", type=int, default=Rules.native_crop_side)
     p.add_argument("--verify", action="store_true", help="only check OUT against its manifest")
     args = p.parse_args(argv)
     if args.verify:
@@ -715,7 +763,8 @@ def main(argv=None) -> int:
             print(line)
         print(f"{'FAILED' if problems else 'ok'}: manifest {corpus_manifest_hash(Path(args.out))}")
         return 1 if problems else 0
-    rules = Rules(max_short_side=args.max_short_side, max_long_side=args.max_long_side)
+    rules = Rules(max_short_side=args.max_short_side, max_long_side=args.max_long_side,
+                  native_crops=args.native_crops, native_crop_side=args.native_crop_side)
     build_corpus(Path(args.out), Path(args.cache), args.packages, rules)
     return 0
 
