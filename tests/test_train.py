@@ -189,3 +189,27 @@ def test_cli_init_grows_a_checkpoint_and_carries_its_pixels(tmp_path, corpus):
     parent = list(csv.DictReader((small / "log.csv").open()))
     child = list(csv.DictReader((big / "log.csv").open()))
     assert child[:len(parent)] == parent and int(child[-1]["pixels"]) == 5 * 4 * 32 * 32   # one curve
+
+
+def test_a_corpus_with_native_crops_logs_their_validation_too(tmp_path):
+    from shvc_gui.train import loop, plot
+    from shvc_gui.train.corpus import Rules
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(6):
+        img = synthetic_photo(384, 512, seed=40 + i)
+        noisy = np.clip(img.astype(int) + np.random.default_rng(i).integers(-12, 13, img.shape), 0, 255)
+        Image.fromarray(noisy.astype(np.uint8)).save(src / f"pic{i}.jpg", quality=90)
+    manifest = build_from_images(sorted(src.iterdir()), tmp_path / "pack", rules=Rules(native_crops=1, native_crop_side=128),
+                                 log=lambda s: None)
+    assert manifest["counts"]["val-native"] >= 1
+    run = tmp_path / "run"
+    assert loop.main(["--corpus", str(tmp_path / "pack"), "--out", str(run), "--no-progress", "--val-every", "2",
+                      "--val-crops", "4"] + TINY[:-2] + ["--steps", "4"]) == 0
+    import csv
+    rows = list(csv.DictReader((run / "log.csv").read_text().splitlines()))
+    val = [r for r in rows if r["split"] == "val"]
+    native = [r for r in rows if r["split"] == "val-native"]
+    assert len(val) == len(native) == 2 and all(float(r["bpd"]) > 0 for r in native)
+    assert [r["bpd"] for r in val] != [r["bpd"] for r in native]
+    assert plot.main([str(run)]) == 0

@@ -322,7 +322,12 @@ def main(argv=None) -> int:
     train_imgs = [im for im in load_images(Path(args.corpus), "train") if min(im.shape[:2]) >= args.crop]
     if not train_imgs:
         raise SystemExit(f"shvc train run: no training image of at least {args.crop}x{args.crop} in {args.corpus}")
-    val_crops = fixed_crops(load_images(Path(args.corpus), "val"), args.val_crops, args.crop)
+    # the validation pictures; and, when the corpus has them, their native-resolution decoded-JPEG crops
+    vals = {}
+    for split in ("val", "val-native"):
+        crops = fixed_crops(load_images(Path(args.corpus), split), args.val_crops, args.crop)
+        if len(crops):
+            vals[split] = crops
 
     stop = {"flag": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
@@ -363,20 +368,22 @@ def main(argv=None) -> int:
             bar.set_postfix(bpd=f"{running['bpd']:.3f}", z=f"{running['bpd_z']:.3f}")
         if trainer.step_no % 50 == 0:
             log("train", running)
-        if trainer.step_no % args.val_every == 0 and len(val_crops):
-            v = trainer.validate(val_crops)
-            log("val", v)
-            if bar:
-                bar.write(f"step {trainer.step_no}: val bpd {v['bpd']:.4f} (x {v['bpd_x']:.4f}, z {v['bpd_z']:.4f}, "
-                          f"penalty {v['penalty']:.4f})")
+        if trainer.step_no % args.val_every == 0:
+            for split, crops in vals.items():
+                v = trainer.validate(crops)
+                log(split, v)
+                if bar:
+                    bar.write(f"step {trainer.step_no}: {split} bpd {v['bpd']:.4f} (x {v['bpd_x']:.4f}, "
+                              f"z {v['bpd_z']:.4f}, penalty {v['penalty']:.4f})")
         now = time.time()
         if now - last_ckpt > args.checkpoint_minutes * 60:
             checkpoint()
             last_ckpt = now
         if args.minutes and now - t0 > args.minutes * 60:
             break
-    if len(val_crops) and trainer.step_no % args.val_every:       # (else just logged)
-        log("val", trainer.validate(val_crops))
+    if trainer.step_no % args.val_every:                          # (else just logged)
+        for split, crops in vals.items():
+            log(split, trainer.validate(crops))
     checkpoint()
     if bar:
         bar.close()

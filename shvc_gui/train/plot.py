@@ -1,4 +1,5 @@
-"""``shvc train plot RUN_DIR [-o curve.png]``: the learning curve (train/validation BPD) as a PNG.
+"""``shvc train plot RUN_DIR [-o curve.png]``: the learning curve (train/validation BPD) as a PNG;
+a corpus with native crops adds their validation (``val-native``).
 
 The x-axis is the training pixels seen (logarithmic) when the log has them, so that runs resumed
 over several sessions add up; older logs without that column are drawn against steps."""
@@ -26,7 +27,7 @@ def plot(log_path: Path, out_png: Path) -> Path:
     rows = read_log(log_path)
     key = "pixels" if all("pixels" in x for r in rows.values() for x in r) and rows.get("train") else "step"
     fig, (ax, axz) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
-    for split, style in (("train", "-"), ("val", "o-")):
+    for split, style in (("train", "-"), ("val", "o-"), ("val-native", "s--")):
         r = rows.get(split, [])
         if r:
             steps = [x[key] for x in r]
