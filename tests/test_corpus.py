@@ -400,6 +400,7 @@ def test_native_crops_are_decoded_pixels_on_the_block_grid(jpeg_sources, tmp_pat
     pictures = [f for f in manifest["files"] if "native_crop" not in f]
     lossy = [f for f in pictures if f["lossy_source"]]
     assert len(lossy) == 4 and len(crops) == 2 * 4              # the PNG gives none
+    assert manifest["counts"]["kept"] == len(pictures) == 5
     assert {f["split"] for f in pictures} == {"train", "val"}
     split_of = {f["identity"]: f["split"] for f in pictures}
     boxes = set()

@@ -663,7 +663,7 @@ def build_from_sources(sources: list[Source], out: Path, rules: Rules = Rules(),
         "corpus_version": CORPUS_VERSION,
         "rules": rules.describe(),
         "packages": dict(sorted((packages or {}).items())),
-        "counts": {"sources": len(rows), "kept": len(files), "dropped": len(rows) - len(files),
+        "counts": {"sources": len(rows), "kept": len(kept), "dropped": len(rows) - len(kept),
                    **{sp: sum(f["split"] == sp for f in files) for sp in SPLITS
                       if sp != "val-native" or rules.native_crops}},
         "bytes": total,
@@ -672,8 +672,9 @@ def build_from_sources(sources: list[Source], out: Path, rules: Rules = Rules(),
     text = json.dumps(manifest, indent=1, sort_keys=True) + "\n"
     (out / "manifest.json").write_text(text)
     (out / "manifest.sha256").write_text(hashlib.sha256(text.encode()).hexdigest() + "  manifest.json\n")
-    log(f"kept {len(files)} of {len(rows)} files (train {manifest['counts']['train']}, "
-        f"val {manifest['counts']['val']}), {total / 2 ** 20:.2f} MiB, "
+    splits_text = ", ".join(f"{sp} {manifest['counts'][sp]}" for sp in SPLITS if sp in manifest["counts"])
+    log(f"kept {len(kept)} of {len(rows)} files, wrote {len(files)} ({splits_text}), "
+        f"{total / 2 ** 20:.2f} MiB, "
         f"manifest {corpus_manifest_hash(out)}, {time.time() - t0:.0f} s")
     if total > rules.max_total_mib * 2 ** 20:
         log(f"WARNING: the pack is {total / 2 ** 20:.1f} MiB, over the {rules.max_total_mib} MiB budget")
