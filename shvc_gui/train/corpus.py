@@ -634,25 +634,25 @@ def build_from_sources(sources: list[Source], out: Path, rules: Rules = Rules(),
         (out / split).mkdir(parents=True, exist_ok=True)
     files = []
 
-    def write(split: str, stem: str, img: Image.Image, **entry) -> None:
+    def write(split: str, stem: str, img: Image.Image, entry: dict) -> None:
+        """``img`` as ``split/stem.png``, listed with ``entry`` (what it is and where it came from)."""
         png = png_bytes(img)
         (out / split).mkdir(exist_ok=True)
         (out / split / f"{stem}.png").write_bytes(png)
-        files.append({"file": f"{split}/{stem}.png", "split": split, "identity": identity,
-                      "sha256": hashlib.sha256(png).hexdigest(),
+        files.append({"file": f"{split}/{stem}.png", "split": split, "sha256": hashlib.sha256(png).hexdigest(),
                       "pixels_sha256": hashlib.sha256(np.asarray(img).tobytes()).hexdigest(),
-                      "bytes": len(png), "width": img.size[0], "height": img.size[1], **entry,
-                      "source": {"package": s.package, "path": s.rel, "sha256": s.sha256,
-                                 "width": s.size[0], "height": s.size[1]},
-                      "selection": why})
+                      "bytes": len(png), "width": img.size[0], "height": img.size[1], **entry})
 
     for identity, s, img, crops, why, lossy in sorted(kept, key=lambda k: k[0]):
         split = splits[identity]
         stem = f"{_slug(identity)}-{hashlib.sha256(identity.encode()).hexdigest()[:8]}"
-        write(split, stem, img, factor=reduce_factor(s.size, rules, lossy), lossy_source=lossy)
+        origin = {"identity": identity, "lossy_source": lossy, "selection": why,
+                  "source": {"package": s.package, "path": s.rel, "sha256": s.sha256,
+                             "width": s.size[0], "height": s.size[1]}}
+        write(split, stem, img, {**origin, "factor": reduce_factor(s.size, rules, lossy)})
         for i, (box, crop) in enumerate(crops):
-            write("train" if split == "train" else "val-native", f"{stem}-native{i}", crop, factor=1,
-                  lossy_source=lossy, native_crop=list(box))
+            write("train" if split == "train" else "val-native", f"{stem}-native{i}", crop,
+                  {**origin, "factor": 1, "native_crop": list(box)})
     rows.sort(key=lambda r: (r[0].package, r[0].rel))
     with open(out / "selection.tsv", "w", newline="\n") as f:
         f.write("decision\treason\tpackage\tpath\tidentity\n")
@@ -718,7 +718,8 @@ def corpus_manifest_hash(corpus: Path) -> str:
 
 
 def load_corpus(corpus: Path, split: str, verify: bool = False) -> list[np.ndarray]:
-    """Images of one split (``train`` or ``val``) as HxWx3 uint8 arrays, in manifest order.
+    """Images of one split (``train``, ``val`` or ``val-native``: :data:`SPLITS`) as HxWx3 uint8
+    arrays, in manifest order (a split the corpus does not have gives none).
     ``verify``: check each file's sha256 against the manifest."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
