@@ -18,7 +18,7 @@ from .core.files import clashes as _clashes
 from .core.files import walk_relative as _walk_relative
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
-TRAIN_COMMANDS = {"corpus": "corpus", "run": "loop", "plot": "plot", "export": "export"}
+TRAIN_COMMANDS = {"corpus": "corpus", "run": "loop", "plot": "plot", "export": "export", "eval": "evaluate"}
 
 
 def _err(msg: str) -> None:
@@ -256,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     variant_opt(b)
     b.add_argument("--quiet", action="store_true", help="print only the total row, no row per image")
     coding_opts(b)
-    t = sub.add_parser("train", help="corpus | run | plot | export (see `shvc train WHAT --help`)", add_help=False)
+    t = sub.add_parser("train", help="corpus | run | plot | export | eval (see `shvc train WHAT --help`)", add_help=False)
     t.add_argument("what", choices=sorted(TRAIN_COMMANDS), help="the training step")
     return p
 

@@ -213,3 +213,26 @@ def test_a_corpus_with_native_crops_logs_their_validation_too(tmp_path):
     assert len(val) == len(native) == 2 and all(float(r["bpd"]) > 0 for r in native)
     assert [r["bpd"] for r in val] != [r["bpd"] for r in native]
     assert plot.main([str(run)]) == 0
+
+
+def test_eval_measures_checkpoints_on_the_same_crops(tmp_path, corpus, capsys):
+    import json
+    from shvc_gui.train import evaluate, loop
+    ckpts = []
+    for name, steps in (("short", 2), ("long", 40)):
+        assert loop.main(["--corpus", str(corpus), "--out", str(tmp_path / name), "--no-progress",
+                          "--val-crops", "4"] + TINY[:-2] + ["--steps", str(steps)]) == 0
+        ckpts.append(str(tmp_path / name / "checkpoint.pt"))
+    assert evaluate.main(ckpts + [ckpts[0], "--corpus", str(corpus), "--sizes", "32,64", "--crops", "6",
+                                  "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["step"] for r in rows] == [2, 40, 2]
+    assert set(rows[0]["bpd"]) == {"val@32", "val@64"}
+    assert rows[2]["bpd"] == rows[0]["bpd"]                      # the same crops every time
+    assert rows[1]["bpd"]["val@32"] < rows[0]["bpd"]["val@32"] - 0.05
+    assert evaluate.main(ckpts + ["--corpus", str(corpus)]) == 0  # the Markdown table
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("| checkpoint |") and "short" in out and "long" in out
+    with pytest.raises(SystemExit):
+        evaluate.main(ckpts + ["--corpus", str(tmp_path / "nowhere")])
+    assert "is not a corpus" in capsys.readouterr().err
