@@ -37,7 +37,7 @@ def trained_det_model():
 
 
 GOLDEN_MODELS = {1: "trained_model", 2: "trained_model", 3: "trained_det_model", 4: "trained_det_model",
-                 5: "trained_det_model"}
+                 5: "trained_det_model", 6: "trained_det_model"}
 
 
 @pytest.fixture(scope="session")

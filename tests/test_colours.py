@@ -1,5 +1,6 @@
-"""Format versions 4 and 5: colour lists (the coder restricted to the values an image of few colours
-holds: tables over allowed sets, both coders, round trips, the choice of the list, damaged lists)
+"""Format versions 4 to 6: colour lists (the coder restricted to the values an image of few colours
+holds: tables over allowed sets, both coders, round trips, the choice of the list, damaged lists;
+version 6: the colours' counts as a prior, stored only when they pay)
 and scale offsets (version 4: one per channel of a tuned sub-image; version 5: one per channel and
 scale bucket; chosen, stored, decoded, damaged)."""
 
@@ -98,7 +99,7 @@ def test_a_few_colours_image_codes_among_its_colours_and_round_trips(trained_det
     colours = image_colours(x)
     assert colours is not None and len(colours) == len(np.unique(x.reshape(-1, 3), axis=0))
     enc = whole.encode_image(trained_det_model, x, "det")
-    got, masks, offsets, rest = pl.split_tuning(enc.payload, pyr.tuned_steps(96, 80), pl.VERSIONS[-1])
+    got, masks, _, offsets, rest = pl.split_tuning(enc.payload, pyr.tuned_steps(96, 80), pl.VERSIONS[-1])
     assert np.array_equal(got, colours) and masks is None
     assert np.array_equal(whole.decode_image(trained_det_model, enc.payload, 96, 80, "det"), x)
     plain = whole.encode_image(trained_det_model, x, whole.Layout("det", version=3))
@@ -152,14 +153,16 @@ def _with_payload(data, payload):
     return container.write_container(header, [payload, fallback])
 
 
-@pytest.mark.parametrize("damage", ["kind", "count", "zero", "order", "repeat", "padding", "short"])
+@pytest.mark.parametrize("damage", ["kind", "count", "zero", "order", "repeat", "padding", "short", "weight",
+                                    "share", "version"])
 def test_damaged_lists_are_refused_before_decoding(damage, trained_det_model):
     _, data = _file(trained_det_model)
-    _, (payload, _) = container.read_container(data)
-    assert struct.unpack_from("<II", payload) == (pl.VALUES_COLOURS, 21)
-    b = bytearray(payload)                                  # kind, count, 21 colours from byte 8, 3 zeros
+    header, (payload, _) = container.read_container(data)
+    assert struct.unpack_from("<II", payload) == (pl.VALUES_PRIOR, 21)    # the colours' counts pay here
+    used = 3 * 21 + 3 + 21                  # kind, count, 21 colours, 3 shares, 21 weights from byte 8, 1 zero
+    b = bytearray(payload)
     if damage == "kind":
-        b[:4] = struct.pack("<I", 3)
+        b[:4] = struct.pack("<I", 4)
     elif damage == "count":
         b[4:8] = struct.pack("<I", 257)
     elif damage == "zero":
@@ -169,13 +172,79 @@ def test_damaged_lists_are_refused_before_decoding(damage, trained_det_model):
     elif damage == "repeat":
         b[11:14] = payload[8:11]
     elif damage == "padding":
-        b[8 + 63] = 1
+        b[8 + used] = 1
+    elif damage == "weight":
+        b[8 + 63 + 3 + 5] = 0                                               # a colour that never occurs
+    elif damage == "share":
+        b[8 + 63 + 1] = pl.SHARE_DEN                                        # the whole table to the counts
+    elif damage == "version":
+        header.version = 5                                                  # counts are version 6's
     else:
         b = b[:8 + 60]
-    with pytest.raises(FormatError, match="colour list|allowed-values|truncated|corrupt"):
-        codec.check_streams(container.read_container(_with_payload(data, bytes(b)))[0], [bytes(b), b""])
+    bad = container.write_container(header, [bytes(b), b""])
+    with pytest.raises(FormatError, match="colour list|colour counts|allowed-values|truncated|corrupt"):
+        codec.check_streams(container.read_container(bad)[0], [bytes(b), b""])
     with pytest.raises(FormatError):
-        codec.decompress_bytes(_with_payload(data, bytes(b)), model=trained_det_model)
+        codec.decompress_bytes(bad, model=trained_det_model)
+
+
+def _texture(h, w, n, seed=0):
+    """A texture of ``n`` inks scattered at random, some far commoner than others (a paper scan reduced
+    to a few dozen colours): no neighbour says much, the inks' frequencies say a lot."""
+    rng = np.random.default_rng(seed)
+    inks = rng.integers(90, 230, (n, 3)).astype(np.uint8)
+    freq = 0.6 ** np.arange(n)
+    return inks[rng.choice(n, (h, w), p=freq / freq.sum())]
+
+
+def test_colour_counts_are_stored_when_they_pay_and_round_trip(trained_det_model):
+    x = _texture(150, 140, 20)
+    enc = whole.encode_image(trained_det_model, x, "det")
+    colours, _, prior, _, _ = pl.split_tuning(enc.payload, pyr.tuned_steps(150, 140), pl.VERSIONS[-1])
+    assert prior is not None and prior.shares[0] > 0 and prior.weights.max() == 255   # (green and blue
+    # follow from red for almost every ink: their shares change nothing, and ties go to 0)
+    counts = np.array([(x == c).all(axis=-1).sum() for c in colours])     # scaled to 255, rounded, at least 1
+    assert np.array_equal(prior.weights, np.maximum(1, np.round(255 * counts / counts.max())).astype(np.uint8))
+    assert np.array_equal(whole.decode_image(trained_det_model, enc.payload, 150, 140, "det"), x)
+    v5 = whole.Layout("det", version=5)
+    plain = whole.encode_image(trained_det_model, x, v5)
+    assert struct.unpack_from("<I", plain.payload)[0] == pl.VALUES_COLOURS
+    assert np.array_equal(whole.decode_image(trained_det_model, plain.payload, 150, 140, v5), x)
+    assert enc.report.total_bits < 0.9 * plain.report.total_bits
+
+
+def test_colour_counts_are_left_out_when_the_network_predicts_better(trained_det_model):
+    ramp = (np.add.outer(np.arange(128), np.arange(128)) // 4).astype(np.uint8)   # 64 greys, smooth
+    x = np.repeat(ramp[..., None], 3, axis=2)
+    enc = whole.encode_image(trained_det_model, x, "det")
+    assert struct.unpack_from("<II", enc.payload) == (pl.VALUES_COLOURS, 64)
+    assert np.array_equal(whole.decode_image(trained_det_model, enc.payload, 128, 128, "det"), x)
+
+
+def test_a_prior_hands_its_share_of_slots_out_by_the_weights():
+    rng = np.random.default_rng(7)
+    sets = _sets(rng)
+    weights = np.zeros((len(sets), N), np.int64)
+    for i, a in enumerate(sets):
+        weights[i, a] = rng.integers(1, 256, len(a))
+    plain = Support.of_sets(sets, N)
+    assert plain.with_prior(weights, 0, pl.SHARE_DEN) is plain
+    ids = rng.integers(0, len(sets), 2000)
+    mu, ls, logit = _params(2000, 3, seed=9)
+    v = np.broadcast_to(np.arange(N + 1)[:, None], (N + 1, 2000))
+    for share in (1, 8, 15):
+        m = Mixture(mu, ls, logit, N, plain.with_prior(weights, share, pl.SHARE_DEN).select(ids))
+        p = np.diff(m.scaled_cdf(v), axis=0).T                                  # (S, N)
+        assert (p.sum(axis=1) == 1 << PREC).all() and ((p >= 1) == (weights[ids] > 0)).all()
+        # every symbol gets at least its share of the prior's slots
+        free = (1 << PREC) - (weights[ids] > 0).sum(axis=1)
+        floor = weights[ids] * (free * share // pl.SHARE_DEN)[:, None] // weights[ids].sum(axis=1)[:, None]
+        assert (p >= floor).all()
+        sym = torch.from_numpy(np.array([rng.choice(sets[i]) for i in ids]))
+        st = RansStack(16)
+        bits = st.push(sym, m)
+        got, got_bits = RansStack.resume(st.finish(), 0, 16).pop(m)
+        assert torch.equal(got, sym) and torch.allclose(got_bits, bits)
 
 
 def test_a_version_4_file_relabelled_3_is_refused(trained_det_model):
@@ -199,7 +268,7 @@ def test_offsets_are_chosen_stored_and_round_trip(trained_det_model, monkeypatch
     x = _grainy(h, w)
     assert pyr.tuned_steps(h, w) == 3 and BUCKETS == len(pl.SCALE_EDGES) + 1 > 1
     enc = whole.encode_image(trained_det_model, x, "det")
-    colours, masks, (untuned, offsets), _ = pl.split_tuning(enc.payload, 3, pl.VERSIONS[-1])
+    colours, masks, _, (untuned, offsets), _ = pl.split_tuning(enc.payload, 3, pl.VERSIONS[-1])
     assert colours is None and masks is None and offsets.shape == (3, 3, BUCKETS) and untuned.shape == (3,)
     assert set(offsets.ravel()) | set(untuned) <= set(whole.OFFSETS)
     assert (offsets != 0).any() and (offsets != offsets[..., :1]).any()       # fitted, and not one for all
@@ -208,7 +277,7 @@ def test_offsets_are_chosen_stored_and_round_trip(trained_det_model, monkeypatch
     monkeypatch.setattr(whole, "_choose_offsets", lambda job, X, level, j, buckets, stats: [[0] * buckets] * 3)
     monkeypatch.setattr(whole, "_choose_untuned", lambda *a: [0, 0, 0])
     plain = whole.encode_image(trained_det_model, x, "det")
-    assert pl.split_tuning(plain.payload, 3, pl.VERSIONS[-1])[2].tuned.tolist() == [[[0] * BUCKETS] * 3] * 3
+    assert pl.split_tuning(plain.payload, 3, pl.VERSIONS[-1])[3].tuned.tolist() == [[[0] * BUCKETS] * 3] * 3
     assert enc.report.total_bits < plain.report.total_bits
 
 
@@ -216,7 +285,7 @@ def test_version_4_has_one_offset_per_channel_and_bucketed_ones_code_no_worse(tr
     h, w = 150, 140
     x = _grainy(h, w, seed=4)
     v4 = whole.encode_image(trained_det_model, x, V4)
-    untuned, offsets = pl.split_tuning(v4.payload, 3, 4)[2]
+    untuned, offsets = pl.split_tuning(v4.payload, 3, 4)[3]
     assert offsets.shape == (3, 3, 1) and (offsets != 0).any() and untuned.tolist() == [0, 0, 0]
     assert np.array_equal(whole.decode_image(trained_det_model, v4.payload, h, w, V4), x)
     # the whole sub-image is the sample here, so each bucket's choice is no worse than version 4's one for all
@@ -239,13 +308,13 @@ def test_small_images_share_one_offset_per_channel(trained_det_model, monkeypatc
     x = _grainy(64, 64, seed=2)
     enc = whole.encode_image(trained_det_model, x, "det")
     assert struct.unpack_from("<I", enc.payload)[0] == pl.VALUES_ALL       # every value, then 3 offsets
-    untuned, tuned = pl.split_tuning(enc.payload, 0, pl.VERSIONS[-1])[2]
+    untuned, tuned = pl.split_tuning(enc.payload, 0, pl.VERSIONS[-1])[3]
     assert tuned.shape == (0, 3, BUCKETS) and (untuned != 0).any()
     assert np.array_equal(whole.decode_image(trained_det_model, enc.payload, 64, 64, "det"), x)
     monkeypatch.setattr(whole, "_choose_untuned", lambda *a: [0, 0, 0])
     assert whole.encode_image(trained_det_model, x, "det").report.total_bits > enc.report.total_bits
     v4 = whole.encode_image(trained_det_model, x, V4)                      # version 4: none
-    assert pl.split_tuning(v4.payload, 0, 4)[2].untuned.tolist() == [0, 0, 0]
+    assert pl.split_tuning(v4.payload, 0, 4)[3].untuned.tolist() == [0, 0, 0]
     assert np.array_equal(whole.decode_image(trained_det_model, v4.payload, 64, 64, V4), x)
 
 
@@ -280,7 +349,7 @@ def test_few_levels_per_channel_code_among_them(trained_det_model):
     masks = channel_masks(x)
     assert masks is not None and all(np.array_equal(np.flatnonzero(masks[c]), np.unique(x[..., c])) for c in range(3))
     enc = whole.encode_image(trained_det_model, x, "det")
-    colours, got, _, _ = pl.split_tuning(enc.payload, pyr.tuned_steps(120, 100), pl.VERSIONS[-1])
+    colours, got, _, _, _ = pl.split_tuning(enc.payload, pyr.tuned_steps(120, 100), pl.VERSIONS[-1])
     assert colours is None and np.array_equal(got, masks)
     assert np.array_equal(whole.decode_image(trained_det_model, enc.payload, 120, 100, "det"), x)
     plain = whole.encode_image(trained_det_model, x, whole.Layout("det", version=3))

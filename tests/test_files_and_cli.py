@@ -102,11 +102,12 @@ def test_metadata_kept_byte_for_byte(tmp_path, trained_model):
     assert b.exif == a.exif and b.text.get("Comment") == "kept"
 
 
-@pytest.mark.parametrize("version", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("version", [1, 2, 3, 4, 5, 6])
 def test_golden_file_still_decodes(version, golden_model_of):
     """Files of every format version keep decoding (1: whole tables; 2: the rANS lanes; 3: det
     images whole, golden-v3 is one; 4: with a colour list, golden-v4 holds 48 colours; 5: scale
-    offsets per scale bucket and shared ones, 8192 sub-pixels a lane: golden-v5 has 32 lanes)."""
+    offsets per scale bucket and shared ones, 8192 sub-pixels a lane: golden-v5 has 32 lanes; 6: a
+    colour list with its colours' counts, golden-v6 holds 48 dithered colours)."""
     model = golden_model_of(version)
     img, header = codec.decompress_bytes((DATA / f"golden-v{version}.shvc").read_bytes(), model=model)
     orig = image_io.load_image(DATA / f"golden-v{version}.png")

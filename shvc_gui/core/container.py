@@ -32,7 +32,8 @@ from .modes import (METHOD_FALLBACK, METHOD_MIXED, METHOD_MODEL, METHODS, MODE_C
                     MODEL_CHANNELS, MODEL_METHODS)
 
 MAGIC = b"SHVC"
-VERSION = 5                        # 5: scale offsets per scale bucket; 4: whole-image payloads start with a
+VERSION = 6                        # 6: colour lists with their colours' counts; 5: scale offsets per
+                                   # scale bucket; 4: whole-image payloads start with a
                                    # colour list and scale offsets; 3: det payloads code the
                                    # whole image; 2: the pointwise rANS coder; 1: whole tables
 PREAMBLE = struct.Struct("<4sHHI")         # magic, version, flags, header length (12 bytes)

@@ -16,6 +16,12 @@ than without the list; a channel with one allowed value costs nothing. The list 
 a colour, so it is used only for at most :data:`MAX_COLOURS` colours and when it takes at most
 :data:`MAX_SHARE` of the raw pixels (:func:`image_colours`).
 
+From format version 6 a colour list may carry how often each colour occurs (:class:`~.payload.Prior`,
+one byte a colour): then part of each channel's table goes by those counts instead of by the network
+(:meth:`~.mixture.Support.with_prior`; the encoder picks the part per channel by the code length of
+a sample, :data:`PRIOR_SHARES`). A texture reduced to a few dozen dithered inks is such an image:
+the network predicts smooth values, and the inks' frequencies say more than it does.
+
 An image of more colours may still hold few levels per channel (a photo stored with 5 or 6 bits a
 channel and scaled to 8, a strong contrast stretch): then each channel is restricted to its own
 levels (:class:`ChannelSets`, 96 bytes of masks), when some channel uses at most half of the
@@ -29,11 +35,12 @@ import numpy as np
 import torch
 
 from .mixture import Support
-from .payload import MAX_COLOURS, check_colours, packed_rgb
+from .payload import MAX_COLOURS, SHARE_DEN, Prior, check_colours, packed_rgb
 
 MAX_SHARE = 0.01                  # the list or masks take at most this share of the raw pixels' 24 bits each
 BINS = 256
 MASK_BYTES = 3 * BINS // 8        # the channel masks: one bit per value and channel
+PRIOR_SHARES = (0, 2, 4, 8, 12, 14, 15)   # the encoder's candidates for a prior's shares (1/SHARE_DEN; ties: the earlier)
 
 
 def _affordable(nbytes: int, rgb: np.ndarray) -> bool:
@@ -56,6 +63,13 @@ def image_colours(rgb: np.ndarray) -> np.ndarray | None:
     return np.stack([(packed >> s) & 0xFF for s in (16, 8, 0)], axis=1).astype(np.uint8)
 
 
+def colour_weights(rgb: np.ndarray, colours: np.ndarray) -> np.ndarray:
+    """How often each of ``colours`` (:func:`image_colours` of ``rgb``) occurs, (N,) uint8: scaled
+    so that the commonest is 255, and at least 1."""
+    counts = np.bincount(np.searchsorted(packed_rgb(colours), packed_rgb(rgb)), minlength=len(colours))
+    return np.maximum(1, (255 * counts + counts.max() // 2) // counts.max()).astype(np.uint8)
+
+
 def channel_masks(rgb: np.ndarray) -> np.ndarray | None:
     """The values each channel of ``rgb`` uses, (3, 256) bool, when the coder should restrict to
     them: some channel uses at most half of the values between its smallest and largest, and the
@@ -76,10 +90,11 @@ def choose(rgb: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
     return (colours, None) if colours is not None else (None, channel_masks(rgb))
 
 
-def allowed(colours: np.ndarray | None, masks: np.ndarray | None) -> "ColourSet | ChannelSets | None":
+def allowed(colours: np.ndarray | None, masks: np.ndarray | None,
+            prior: Prior | None = None) -> "ColourSet | ChannelSets | None":
     """What the coder asks for each channel's allowed values (None: every value)."""
     if colours is not None:
-        return ColourSet(colours)
+        return ColourSet(colours, prior)
     return None if masks is None else ChannelSets(masks)
 
 
@@ -95,9 +110,11 @@ class ChannelSets:
 
 class ColourSet:
     """The allowed values of each channel given the channels before it, for a sorted colour list
-    (N, 3) uint8 (:func:`image_colours`)."""
+    (N, 3) uint8 (:func:`image_colours`), with how often each colour occurs when ``prior`` is given
+    (each channel's weights: the colours' weights summed over those that share the value and the
+    channels before it)."""
 
-    def __init__(self, colours: np.ndarray):
+    def __init__(self, colours: np.ndarray, prior: Prior | None = None):
         check_colours(colours)
         c = colours.astype(np.int64)
         reds, red_id = np.unique(c[:, 0], return_inverse=True)
@@ -106,6 +123,13 @@ class ColourSet:
         self._supports = [Support.of_sets([reds], BINS),
                           Support.of_sets([np.unique(c[red_id == i, 1]) for i in range(len(reds))], BINS),
                           Support.of_sets([c[pair_id == i, 2] for i in range(len(pairs))], BINS)]
+        if prior is not None:
+            w = np.asarray(prior.weights, np.int64)
+            sets = (np.zeros(len(c), np.int64), red_id, pair_id)
+            for ch, (rows, share) in enumerate(zip(sets, prior.shares)):
+                weights = np.zeros((rows.max() + 1, BINS), np.int64)
+                np.add.at(weights, (rows, c[:, ch]), w)
+                self._supports[ch] = self._supports[ch].with_prior(weights, int(share), SHARE_DEN)
         self._red = np.zeros(BINS, np.int64)
         self._red[reds] = np.arange(len(reds))
         self._pair = np.zeros(BINS * BINS, np.int64)

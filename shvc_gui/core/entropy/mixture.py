@@ -78,14 +78,15 @@ class Support:
 
     For an allowed set a_0 < ... < a_(m-1) of the alphabet 0..n-1, the coder's table of that set is
     ``C(v) = floor(raw(edge[v]) (2^PREC - m) / total) + rank[v]`` (``raw``: the mixture's CDF at a
-    value edge): ``rank[v]`` counts the allowed symbols below v, and ``edge[v]`` is the edge that
+    value edge): ``rank[v]`` counts the allowed symbols below v (plus, with a prior, its slots below
+    v: :meth:`with_prior`), and ``edge[v]`` is the edge that
     splits the gap below v between its two allowed neighbours (0 below a_0, n above a_(m-1)). C is
     flat over every value left out, so those get no slot, and the allowed symbols' slots add up to
     exactly 2^PREC, each at least 1. :meth:`Mixture.search` finds only allowed symbols."""
 
     def __init__(self, ids: np.ndarray, edge: np.ndarray, rank: np.ndarray):
         self.ids, self.edge, self.rank = ids, edge, rank
-        self.span = (1 << PREC) - rank[:, -1]                       # (M,) 2^PREC less the set's size
+        self.span = (1 << PREC) - rank[:, -1]                       # (M,) 2^PREC less the set's size and prior
 
     @classmethod
     def of_sets(cls, sets: list[np.ndarray], n: int) -> "Support":
@@ -99,6 +100,20 @@ class Support:
             edge[i] = np.where(r == 0, 0, np.where(r == len(a), n, mid))
             rank[i] = r
         return cls(np.zeros(0, np.int64), edge, rank)
+
+    def with_prior(self, weights: np.ndarray, share: int, den: int) -> "Support":
+        """The same sets with ``share / den`` of each table's free slots (2^PREC - m) handed out by
+        ``weights`` (M, n) >= 0, positive somewhere on each set, instead of by the mixture:
+        ``C(v) = floor(raw (span - B) / total) + floor(W(v) B / W(n)) + rank(v)``, ``B = floor(free
+        share / den)``, ``W(v)`` the weights below v. The last two terms are one fixed table per set,
+        so it takes the place of ``rank`` and the coder is unchanged: C is still flat over every
+        value left out and rises by at least 1 over each allowed one."""
+        if not share:
+            return self
+        below = np.zeros(self.rank.shape, np.int64)
+        np.cumsum(weights, axis=1, out=below[:, 1:])
+        slots = ((1 << PREC) - self.rank[:, -1]) * share // den                 # (M,) the prior's slots
+        return Support(self.ids, self.edge, self.rank + below * slots[:, None] // below[:, -1:])
 
     def select(self, ids: np.ndarray) -> "Support":
         """The same tables for symbols whose sets are rows ``ids``."""

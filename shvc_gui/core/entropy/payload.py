@@ -16,19 +16,23 @@ import numpy as np
 from ..errors import FormatError
 from .rans import SYMBOLS_PER_LANE
 
-VERSIONS = (1, 2, 3, 4, 5)        # format versions whose payloads the coders write and read
+VERSIONS = (1, 2, 3, 4, 5, 6)     # format versions whose payloads the coders write and read
 PATCH_VERSION = 2                 # the patch coder's newest payload (versions 3, 4 code shvc/arib as version 2 does)
 WHOLE_VERSION = 3                 # from this version on, ``det`` payloads code the whole image (:mod:`.whole`)
 TUNED_VERSION = 4                 # from this version on, whole-image payloads start with the allowed values
                                   # (:mod:`.colours`) and scale offsets (:mod:`.whole`)
 BUCKETED_VERSION = 5              # from this version on, each channel's scale offsets are one per scale bucket,
                                   # and the untuned sub-images share one offset per channel
+PRIOR_VERSION = 6                 # from this version on, a colour list may carry how often each colour occurs
+                                  # (:class:`Prior`, :mod:`.colours`)
 WIDE_LANE_SYMBOLS = 8192          # version 5 whole images: about this many symbols per rANS lane (else
                                   # rans.SYMBOLS_PER_LANE)
 SCALE_EDGES = (-24, -12, 0, 8, 16, 24, 40)   # version 5: a sub-pixel's bucket is the number of these edges at or
                                   # below its mixture's weighted mean log-scale (1/16 nat, mixture.scale_buckets)
 MAX_COLOURS = 256                 # the longest colour list a payload holds
-VALUES_ALL, VALUES_COLOURS, VALUES_CHANNELS = 0, 1, 2   # kinds of the allowed-values section (:func:`pack_values`)
+VALUES_ALL, VALUES_COLOURS, VALUES_CHANNELS, VALUES_PRIOR = 0, 1, 2, 3   # kinds of the allowed-values section
+                                  # (:func:`pack_values`; VALUES_PRIOR from PRIOR_VERSION)
+SHARE_DEN = 16                    # a Prior's share of a table is shares[c] / SHARE_DEN (0 .. 15/16)
 MAX_OFFSET = 64                   # scale offsets lie in [-MAX_OFFSET, MAX_OFFSET] (1/16 nat)
 MAX_POP_BITS = 24                 # no popped symbol costs more (both coders: tables of 2^20, >= 1 each)
 STREAM_SUBPIXELS = 12_000_000     # auto_streams: about this many coded sub-pixels per stream
@@ -58,6 +62,13 @@ def offset_buckets(version: int) -> int:
     return len(SCALE_EDGES) + 1 if version >= BUCKETED_VERSION else 1
 
 
+class Prior(NamedTuple):
+    """How often each colour of a colour list occurs, for the coder's tables (version 6, :mod:`.colours`)."""
+    weights: np.ndarray           # (N,) uint8 >= 1: each colour's count, scaled so the commonest is 255
+    shares: np.ndarray            # (3,) int64 in [0, SHARE_DEN): per channel, the part of its table that goes by
+                                  # the weights (the rest by the network), in 1/SHARE_DEN
+
+
 class ScaleOffsets(NamedTuple):
     """The scale offsets of a tuned payload (1/16 nat, added to the network's log-scales)."""
     untuned: np.ndarray           # (3,) int64: every sub-image too small for its own (0 before version 5)
@@ -65,21 +76,26 @@ class ScaleOffsets(NamedTuple):
 
 
 def split_tuning(payload: bytes, steps: int, version: int) -> tuple[np.ndarray | None, np.ndarray | None,
-                                                                    ScaleOffsets, bytes]:
-    """(colour list or None, channel value masks or None, scale offsets, the stream table and
-    streams) of a tuned payload of format ``version``; ``steps``: the tuned sub-images of the image
-    (``pyramid.tuned_steps``)."""
-    colours, masks, payload = split_values(payload)
+                                                                    Prior | None, ScaleOffsets, bytes]:
+    """(colour list or None, channel value masks or None, the colour list's prior or None, scale
+    offsets, the stream table and streams) of a tuned payload of format ``version``; ``steps``: the
+    tuned sub-images of the image (``pyramid.tuned_steps``)."""
+    colours, masks, prior, payload = split_values(payload, version)
     offsets, payload = split_offsets(payload, steps, version)
-    return colours, masks, offsets, payload
+    return colours, masks, prior, offsets, payload
 
 
-def pack_values(colours: np.ndarray | None = None, masks: np.ndarray | None = None) -> bytes:
+def pack_values(colours: np.ndarray | None = None, masks: np.ndarray | None = None,
+                prior: Prior | None = None) -> bytes:
     """The allowed-values section: u32 kind, then for VALUES_COLOURS u32 N and the colours (N, 3)
-    uint8, for VALUES_CHANNELS the masks (3, 256) bool as 3 x 32 bytes (bit v of byte v // 8, least
+    uint8, for VALUES_PRIOR the same followed by the prior's shares (3 bytes) and weights (N bytes),
+    for VALUES_CHANNELS the masks (3, 256) bool as 3 x 32 bytes (bit v of byte v // 8, least
     significant first: value v allowed); zero-padded to whole words."""
     if colours is not None:
-        data = struct.pack("<II", VALUES_COLOURS, len(colours)) + np.ascontiguousarray(colours, np.uint8).tobytes()
+        kind = VALUES_COLOURS if prior is None else VALUES_PRIOR
+        data = struct.pack("<II", kind, len(colours)) + np.ascontiguousarray(colours, np.uint8).tobytes()
+        if prior is not None:
+            data += np.asarray(prior.shares, np.uint8).tobytes() + np.asarray(prior.weights, np.uint8).tobytes()
     elif masks is not None:
         data = struct.pack("<I", VALUES_CHANNELS) + np.packbits(masks, axis=1, bitorder="little").tobytes()
     else:
@@ -87,15 +103,17 @@ def pack_values(colours: np.ndarray | None = None, masks: np.ndarray | None = No
     return data + bytes(-len(data) % 4)
 
 
-def split_values(payload: bytes) -> tuple[np.ndarray | None, np.ndarray | None, bytes]:
-    """(the colour list (N, 3) uint8 or None, the channel masks (3, 256) bool or None, the rest of the
-    payload), checked: a known kind, 1..MAX_COLOURS colours in increasing 0xRRGGBB order, every
-    channel with an allowed value, zero padding."""
+def split_values(payload: bytes, version: int = VERSIONS[-1]) -> tuple[np.ndarray | None, np.ndarray | None,
+                                                                      Prior | None, bytes]:
+    """(the colour list (N, 3) uint8 or None, the channel masks (3, 256) bool or None, the colour
+    list's prior or None, the rest of the payload), checked: a kind that format ``version`` knows,
+    1..MAX_COLOURS colours in increasing 0xRRGGBB order, every channel with an allowed value, prior
+    weights >= 1 and shares below SHARE_DEN, zero padding."""
     if len(payload) < 4:
         raise FormatError("The compressed stream is truncated.")
     kind = struct.unpack_from("<I", payload)[0]
     if kind == VALUES_ALL:
-        return None, None, payload[4:]
+        return None, None, None, payload[4:]
     if kind == VALUES_CHANNELS:
         if len(payload) < 4 + 3 * 32:
             raise FormatError("The compressed stream is truncated.")
@@ -103,22 +121,30 @@ def split_values(payload: bytes) -> tuple[np.ndarray | None, np.ndarray | None, 
                               bitorder="little").astype(bool)
         if not masks.any(axis=1).all():
             raise FormatError("The compressed stream is corrupt (bad channel value masks).")
-        return None, masks, payload[4 + 96:]
-    if kind != VALUES_COLOURS:
+        return None, masks, None, payload[4 + 96:]
+    if kind not in (VALUES_COLOURS, VALUES_PRIOR) or (kind == VALUES_PRIOR and version < PRIOR_VERSION):
         raise FormatError("The compressed stream is corrupt (bad allowed-values section).")
     if len(payload) < 8:
         raise FormatError("The compressed stream is truncated.")
     n = struct.unpack_from("<I", payload, 4)[0]
     if not 1 <= n <= MAX_COLOURS:
         raise FormatError("The compressed stream is corrupt (bad colour list).")
-    end = 8 + -(-3 * n // 4) * 4
+    used = 3 * n + (3 + n if kind == VALUES_PRIOR else 0)
+    end = 8 + -(-used // 4) * 4
     if len(payload) < end:
         raise FormatError("The compressed stream is truncated.")
-    if any(payload[8 + 3 * n:end]):
+    if any(payload[8 + used:end]):
         raise FormatError("The compressed stream is corrupt (bad colour list).")
     colours = np.frombuffer(payload, np.uint8, 3 * n, 8).reshape(n, 3)
     check_colours(colours)
-    return colours, None, payload[end:]
+    prior = None
+    if kind == VALUES_PRIOR:
+        shares = np.frombuffer(payload, np.uint8, 3, 8 + 3 * n).astype(np.int64)
+        weights = np.frombuffer(payload, np.uint8, n, 8 + 3 * n + 3)
+        if (shares >= SHARE_DEN).any() or (weights == 0).any():
+            raise FormatError("The compressed stream is corrupt (bad colour counts).")
+        prior = Prior(weights, shares)
+    return colours, None, prior, payload[end:]
 
 
 def packed_rgb(rgb: np.ndarray) -> np.ndarray:

@@ -14,7 +14,9 @@ size nor the network batch.
 
 From format version 4 the payload starts with the values the image holds when they are few (a
 colour list, or masks of each channel's levels: :mod:`.colours`), and every sub-pixel is coded among
-the values they allow given the channels before it. Then come scale offsets: for every sub-image
+the values they allow given the channels before it; from version 6 a colour list may come with how
+often each colour occurs, and part of every table then goes by those counts (:func:`_choose_prior`).
+Then come scale offsets: for every sub-image
 of at least ``pyramid.TUNED_POSITIONS`` positions, per channel, integers added to the network's
 log-scales (1/16 nat): in version 4 one for all its sub-pixels, from version 5 one per scale bucket
 (the bucket of a sub-pixel is fixed by its mixture's weighted mean log-scale before the offset:
@@ -34,7 +36,7 @@ seed (:func:`payload.pack`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -92,12 +94,12 @@ def _rows(t: torch.Tensor) -> torch.Tensor:
     return t[0].permute(1, 2, 0).reshape(-1, t.shape[1])
 
 
-def _mixture(job: _Job, c: int, prev: list[torch.Tensor], mean, ls, logit, offsets) -> Mixture:
-    """Channel ``c`` of a band, among the values allowed given its channels < c (``prev``), its
+def _mixture(values, c: int, prev: list[torch.Tensor], mean, ls, logit, offsets) -> Mixture:
+    """Channel ``c`` of a band, among the ``values`` allowed given its channels < c (``prev``), its
     log-scales shifted by ``offsets``: one per scale bucket (:data:`payload.SCALE_EDGES`), or one
     for all."""
     mu, ls, logit = _rows(mean), _rows(ls), _rows(logit)
-    support = None if job.values is None else job.values.support(c, prev, mu.shape[0])
+    support = None if values is None else values.support(c, prev, mu.shape[0])
     if len(offsets) == 1:
         ls = ls + offsets[0]
     else:
@@ -106,10 +108,12 @@ def _mixture(job: _Job, c: int, prev: list[torch.Tensor], mean, ls, logit, offse
     return Mixture(mu, ls, logit, PIXEL_BINS, support)
 
 
-def _costs(job: _Job, X, j: int, vw: int, pieces, buckets: int, stats: dict) -> np.ndarray:
+def _costs(job: _Job, X, j: int, vw: int, pieces, buckets: int, stats: dict, candidates=None) -> np.ndarray:
     """Bits of the rows ``pieces`` [(a, b)] of sub-image ``j`` (its first ``vw`` columns) per channel,
-    candidate of :data:`OFFSETS` and scale bucket: (3, len(OFFSETS), buckets)."""
-    cost = np.zeros((3, len(OFFSETS), buckets))
+    candidate and scale bucket: (3, len(candidates), buckets). A candidate is (allowed values, scale
+    offset); by default the job's values with each of :data:`OFFSETS`."""
+    candidates = candidates or [(job.values, d) for d in OFFSETS]
+    cost = np.zeros((3, len(candidates), buckets))
     for a, b in pieces:
         logit, mu, ls, beta, centre = _band(job, X, j, a, b, vw, stats)
         xs = X[j, :, a:b, :vw].to(device=mu.device, dtype=torch.int64).unsqueeze(1)
@@ -118,26 +122,48 @@ def _costs(job: _Job, X, j: int, vw: int, pieces, buckets: int, stats: dict) -> 
             v = xs[c].reshape(-1).cpu().numpy()
             bucket = (scale_buckets(_rows(ls[:, c]), _rows(logit[:, c]), pl.SCALE_EDGES) if buckets > 1
                       else np.zeros(len(v), np.int64))
-            for i, d in enumerate(OFFSETS):
-                m = _mixture(job, c, list(xs[:c]), mean, ls[:, c], logit[:, c], [d])
+            for i, (values, d) in enumerate(candidates):
+                m = _mixture(values, c, list(xs[:c]), mean, ls[:, c], logit[:, c], [d])
                 bits = PREC - np.log2(m.scaled_cdf(v + 1) - m.scaled_cdf(v))
                 cost[c, i] += np.bincount(bucket, weights=bits, minlength=buckets)
     return cost
+
+
+def _sample(level: pyr.Level, j: int, positions: int) -> list[tuple[int, int]]:
+    """Row ranges [(a, b)] of sub-image ``j`` of ``level`` with about ``positions`` positions in all:
+    the whole sub-image when it is no larger, else SAMPLE_PIECES ranges spread over it."""
+    vh, vw = level.extent(j)
+    if vh * vw <= positions:
+        return [(0, vh)]
+    rows = max(1, positions // SAMPLE_PIECES // vw)
+    return sorted({(a, min(vh, a + rows)) for a in ((2 * i + 1) * vh // (2 * SAMPLE_PIECES)
+                                                    for i in range(SAMPLE_PIECES))})
 
 
 def _choose_offsets(job: _Job, X, level: pyr.Level, j: int, buckets: int, stats: dict) -> list[list[int]]:
     """The encoder's scale offsets of tuned sub-image ``j`` of ``level``: per channel, per scale
     bucket the best of :data:`OFFSETS` by the code length of a sample of it (SAMPLE_PIECES row
     ranges, about SAMPLE_POSITIONS positions in all)."""
-    vh, vw = level.extent(j)
-    if vh * vw <= SAMPLE_POSITIONS:
-        pieces = [(0, vh)]
-    else:
-        rows = max(1, SAMPLE_POSITIONS // SAMPLE_PIECES // vw)
-        pieces = sorted({(a, min(vh, a + rows)) for a in ((2 * i + 1) * vh // (2 * SAMPLE_PIECES)
-                                                          for i in range(SAMPLE_PIECES))})
-    cost = _costs(job, X, j, vw, pieces, buckets, stats)
+    cost = _costs(job, X, j, level.extent(j)[1], _sample(level, j, SAMPLE_POSITIONS), buckets, stats)
     return [[OFFSETS[i] for i in cost[c].argmin(axis=0)] for c in range(3)]
+
+
+def _choose_prior(job: _Job, images: list[torch.Tensor], pyramid: list[pyr.Level], colours: np.ndarray,
+                  weights: np.ndarray, stats: dict) -> pl.Prior | None:
+    """The encoder's prior for a colour list (version 6): per channel the best share of
+    :data:`colours.PRIOR_SHARES` by the code length of a sample of the finest level's sub-images
+    (about SAMPLE_POSITIONS positions in all, scale offsets 0); None when every channel's best is 0."""
+    shares = allowed_values.PRIOR_SHARES
+    candidates = [(allowed_values.ColourSet(colours, pl.Prior(weights, np.full(3, s))), 0) for s in shares]
+    level = pyramid[0]
+    cost = np.zeros((3, len(shares), 1))
+    for j in level.blocks:
+        vh, vw = level.extent(j)
+        if vh * vw:
+            pieces = _sample(level, j, SAMPLE_POSITIONS // len(level.blocks))
+            cost += _costs(job, images[level.n], j, vw, pieces, 1, stats, candidates)
+    best = np.array([shares[int(i)] for i in cost[:, :, 0].argmin(axis=1)], np.int64)
+    return pl.Prior(weights, best) if best.any() else None
 
 
 def _choose_untuned(job: _Job, images: list[torch.Tensor], pyramid: list[pyr.Level], stats: dict) -> list[int]:
@@ -169,9 +195,8 @@ def _encode_part(job: _Job, st, X, level: pyr.Level, j: int, offsets, rows, bmap
             continue
         logit, mu, ls, beta, centre = _band(job, X, j, a, b, vw, stats)
         xs = X[j, :, a:b, :vw].to(device=mu.device, dtype=torch.int64).unsqueeze(1)     # (3, 1, r, vw)
-        runs = [(xs[c].reshape(-1), _mixture(job, c, list(xs[:c]), channel_mean(mu, beta, list(xs[:c]), c, exact=True,
-                                                                                centre=centre), ls[:, c], logit[:, c],
-                                             offsets[c]))
+        means = [channel_mean(mu, beta, list(xs[:c]), c, exact=True, centre=centre) for c in range(3)]
+        runs = [(xs[c].reshape(-1), _mixture(job.values, c, list(xs[:c]), means[c], ls[:, c], logit[:, c], offsets[c]))
                 for c in range(3)]
         bits = sum(st.push(sym.cpu(), m) for sym, m in reversed(runs))
         view[a:b, :vw] = bits.view(b - a, vw).numpy()
@@ -190,7 +215,7 @@ def _decode_part(job: _Job, st, X, level: pyr.Level, j: int, offsets, rows, stat
         prev = []
         for c in range(3):
             mean = channel_mean(mu, beta, prev, c, exact=True, centre=centre)
-            sym, _ = st.pop(_mixture(job, c, prev, mean, ls[:, c], logit[:, c], offsets[c]))
+            sym, _ = st.pop(_mixture(job.values, c, prev, mean, ls[:, c], logit[:, c], offsets[c]))
             plane = sym.view(1, b - a, vw)
             X[j, c, a:b, :vw] = plane[0].to(torch.uint8)
             prev.append(plane.to(mu.device))
@@ -248,6 +273,10 @@ def encode_image(model: IntegerSHVC, rgb: np.ndarray, layout: Layout | str = "de
     stats = {} if run.stats is None else run.stats
     pyramid = pyr.levels(h, w)
     images = pyr.split_all(torch.from_numpy(np.require(rgb, requirements=["C", "W"])).permute(2, 0, 1), pyramid)
+    prior = None
+    if colours is not None and layout.version >= pl.PRIOR_VERSION:
+        prior = _choose_prior(job, images, pyramid, colours, allowed_values.colour_weights(rgb, colours), stats)
+        job = replace(job, values=allowed_values.allowed(colours, masks, prior))
     stacks = [stack_class(layout.version, lanes).start(None, lanes) for _ in range(streams)]
     bmap = np.zeros((h, w), np.float32)
     tuned = []                                             # offsets of the tuned sub-images, last first
@@ -264,7 +293,7 @@ def encode_image(model: IntegerSHVC, rgb: np.ndarray, layout: Layout | str = "de
     data = pl.pack([(0, st.finish(0)) for st in stacks], lanes, layout.version)
     if adaptive:
         chosen = pl.ScaleOffsets(np.array(untuned), np.array(tuned[::-1], np.int64).reshape(-1, 3, buckets))
-        data = pl.pack_values(colours, masks) + pl.pack_offsets(chosen, layout.version) + data
+        data = pl.pack_values(colours, masks, prior) + pl.pack_offsets(chosen, layout.version) + data
     report = ImageReport(total_bits=8 * len(data), initial_bits=0,
                          neg_elbo_bits=float(sum(st.pushed_bits for st in stacks)), bits_map=bmap, n_dims=n_dims)
     return EncodedImage(data, report)
@@ -275,16 +304,17 @@ def decode_image(model: IntegerSHVC, payload: bytes, height: int, width: int, la
     """Inverse of :func:`encode_image`: the uint8 image (height, width, 3). The payload's stream
     table is taken as it is (``codec.check_streams`` has checked it against the image size)."""
     layout, run = records(_whole(layout), run, options)
-    colours = masks = None
+    colours = masks = prior = None
     offsets = pl.ScaleOffsets(np.zeros(3, np.int64), np.zeros((0, 3, 1), np.int64))
     adaptive = pl.tuned(layout.version, layout.variant)
     if adaptive:
-        colours, masks, offsets, payload = pl.split_tuning(payload, pyr.tuned_steps(height, width), layout.version)
+        colours, masks, prior, offsets, payload = pl.split_tuning(payload, pyr.tuned_steps(height, width),
+                                                                  layout.version)
     count = pl.stream_count(payload)
     lanes, words = pl.unpack(payload, count, layout.version)
     if count < 1 or any(prefix for prefix, _ in words):
         raise FormatError("The compressed stream is corrupt (bad stream table).")
-    job = _prepare(model, layout, run, height * width, count, allowed_values.allowed(colours, masks))
+    job = _prepare(model, layout, run, height * width, count, allowed_values.allowed(colours, masks, prior))
     stats = {} if run.stats is None else run.stats
     stacks = [stack_class(layout.version, lanes).resume(ws, 0, lanes) for _, ws in words]
     cur, tuned, untuned = None, iter(offsets.tuned.tolist()), [[d] for d in offsets.untuned.tolist()]
