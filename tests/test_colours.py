@@ -16,7 +16,8 @@ from shvc_gui.core.entropy import payload as pl
 from shvc_gui.core.entropy import pyramid as pyr
 from shvc_gui.core.entropy import whole
 from shvc_gui.core.entropy.ans import TableStack
-from shvc_gui.core.entropy.colours import ColourSet, channel_masks, image_colours
+from shvc_gui.core.entropy import colours
+from shvc_gui.core.entropy.colours import CONTEXT_COLOURS, ColourSet, channel_masks, image_colours
 from shvc_gui.core.entropy.mixture import PREC, Mixture, Support, scale_buckets
 from shvc_gui.core.entropy.rans import RansStack
 from shvc_gui.core.errors import FormatError
@@ -214,11 +215,50 @@ def test_colour_counts_are_stored_when_they_pay_and_round_trip(trained_det_model
 
 
 def test_colour_counts_are_left_out_when_the_network_predicts_better(trained_det_model):
-    ramp = (np.add.outer(np.arange(128), np.arange(128)) // 4).astype(np.uint8)   # 64 greys, smooth
+    ramp = (np.add.outer(np.arange(256), np.arange(256)) // 2).astype(np.uint8)   # 256 greys, smooth
     x = np.repeat(ramp[..., None], 3, axis=2)
+    assert len(image_colours(x)) == 256 > CONTEXT_COLOURS                      # counts without neighbours
     enc = whole.encode_image(trained_det_model, x, "det")
-    assert struct.unpack_from("<II", enc.payload) == (pl.VALUES_COLOURS, 64)
-    assert np.array_equal(whole.decode_image(trained_det_model, enc.payload, 128, 128, "det"), x)
+    assert struct.unpack_from("<II", enc.payload) == (pl.VALUES_COLOURS, 256)
+    assert np.array_equal(whole.decode_image(trained_det_model, enc.payload, 256, 256, "det"), x)
+
+
+def _patches_of_inks(h, w, n, seed=0):
+    """Blobs of ``n`` inks (4x4 blocks of a random map) with one pixel in ten of a random ink: a pixel's
+    neighbour says which ink it most likely is."""
+    rng = np.random.default_rng(seed)
+    inks = rng.integers(40, 240, (n, 3)).astype(np.uint8)
+    idx = np.kron(rng.integers(0, n, (-(-h // 4), -(-w // 4))), np.ones((4, 4), np.int64))[:h, :w]
+    noise = rng.random((h, w)) < 0.1
+    idx[noise] = rng.integers(0, n, noise.sum())
+    return inks[idx]
+
+
+def test_counts_conditioned_on_a_neighbours_colour_code_smaller(trained_det_model, monkeypatch):
+    x = _patches_of_inks(160, 144, 12)
+    enc = whole.encode_image(trained_det_model, x, "det")
+    assert struct.unpack_from("<II", enc.payload) == (pl.VALUES_PRIOR, 12)
+    assert np.array_equal(whole.decode_image(trained_det_model, enc.payload, 160, 144, "det"), x)
+    monkeypatch.setattr(colours, "CONTEXT_COLOURS", 0)                        # the same counts, no neighbours
+    flat = whole.encode_image(trained_det_model, x, "det")
+    assert np.array_equal(whole.decode_image(trained_det_model, flat.payload, 160, 144, "det"), x)
+    assert enc.report.total_bits < 0.8 * flat.report.total_bits
+
+
+def test_pairs_count_each_position_with_its_decoded_neighbour():
+    x = _patches_of_inks(20, 18, 5, seed=3)
+    cs = ColourSet(np.unique(x.reshape(-1, 3), axis=0))          # (too small an image for the encoder's list)
+    level = pyr.levels(20, 18)[0]
+    X = pyr.split(torch.from_numpy(x).permute(2, 0, 1), level)
+    idx = cs.indices(torch.from_numpy(x).permute(2, 0, 1)).reshape(20, 18)
+    for j, (ref, dy, dx) in {1: (0, 0, -1), 2: (0, -1, 0), 3: (2, 0, -1)}.items():
+        assert colours.CONTEXT_REF[j] == ref
+        want = np.zeros((5, 5), np.int64)
+        for r in range(j // 2, 20, 2):                # sub-image j holds rows j // 2 + 2y, columns j % 2 + 2x
+            for c in range(j % 2, 18, 2):
+                want[idx[r + dy, c + dx], idx[r, c]] += 1
+        assert np.array_equal(cs.pairs(X, j, *level.extent(j)), want)
+    assert not cs.pairs(X, 0, *level.extent(0)).any()                         # sub-image 0 has no neighbour
 
 
 def test_a_prior_hands_its_share_of_slots_out_by_the_weights():
@@ -274,7 +314,8 @@ def test_offsets_are_chosen_stored_and_round_trip(trained_det_model, monkeypatch
     assert (offsets != 0).any() and (offsets != offsets[..., :1]).any()       # fitted, and not one for all
     assert np.array_equal(whole.decode_image(trained_det_model, enc.payload, h, w, "det"), x)
     # the chosen offsets code the image in fewer bits than none
-    monkeypatch.setattr(whole, "_choose_offsets", lambda job, X, level, j, buckets, stats: [[0] * buckets] * 3)
+    monkeypatch.setattr(whole, "_choose_offsets",
+                        lambda job, values, X, level, j, buckets, stats: [[0] * buckets] * 3)
     monkeypatch.setattr(whole, "_choose_untuned", lambda *a: [0, 0, 0])
     plain = whole.encode_image(trained_det_model, x, "det")
     assert pl.split_tuning(plain.payload, 3, pl.VERSIONS[-1])[3].tuned.tolist() == [[[0] * BUCKETS] * 3] * 3

@@ -94,12 +94,12 @@ def _rows(t: torch.Tensor) -> torch.Tensor:
     return t[0].permute(1, 2, 0).reshape(-1, t.shape[1])
 
 
-def _mixture(values, c: int, prev: list[torch.Tensor], mean, ls, logit, offsets) -> Mixture:
-    """Channel ``c`` of a band, among the ``values`` allowed given its channels < c (``prev``), its
-    log-scales shifted by ``offsets``: one per scale bucket (:data:`payload.SCALE_EDGES`), or one
-    for all."""
+def _mixture(values, c: int, prev: list[torch.Tensor], mean, ls, logit, offsets, context=None) -> Mixture:
+    """Channel ``c`` of a band, among the ``values`` allowed given its channels < c (``prev``) and its
+    neighbours' colours (``context``, :meth:`colours.ColourSet.context`), its log-scales shifted by
+    ``offsets``: one per scale bucket (:data:`payload.SCALE_EDGES`), or one for all."""
     mu, ls, logit = _rows(mean), _rows(ls), _rows(logit)
-    support = None if values is None else values.support(c, prev, mu.shape[0])
+    support = None if values is None else values.support(c, prev, mu.shape[0], context)
     if len(offsets) == 1:
         ls = ls + offsets[0]
     else:
@@ -108,11 +108,10 @@ def _mixture(values, c: int, prev: list[torch.Tensor], mean, ls, logit, offsets)
     return Mixture(mu, ls, logit, PIXEL_BINS, support)
 
 
-def _costs(job: _Job, X, j: int, vw: int, pieces, buckets: int, stats: dict, candidates=None) -> np.ndarray:
+def _costs(job: _Job, X, j: int, vw: int, pieces, buckets: int, stats: dict, candidates) -> np.ndarray:
     """Bits of the rows ``pieces`` [(a, b)] of sub-image ``j`` (its first ``vw`` columns) per channel,
-    candidate and scale bucket: (3, len(candidates), buckets). A candidate is (allowed values, scale
-    offset); by default the job's values with each of :data:`OFFSETS`."""
-    candidates = candidates or [(job.values, d) for d in OFFSETS]
+    candidate and scale bucket: (3, len(candidates), buckets). A candidate is (the step's allowed
+    values, a scale offset)."""
     cost = np.zeros((3, len(candidates), buckets))
     for a, b in pieces:
         logit, mu, ls, beta, centre = _band(job, X, j, a, b, vw, stats)
@@ -123,7 +122,8 @@ def _costs(job: _Job, X, j: int, vw: int, pieces, buckets: int, stats: dict, can
             bucket = (scale_buckets(_rows(ls[:, c]), _rows(logit[:, c]), pl.SCALE_EDGES) if buckets > 1
                       else np.zeros(len(v), np.int64))
             for i, (values, d) in enumerate(candidates):
-                m = _mixture(values, c, list(xs[:c]), mean, ls[:, c], logit[:, c], [d])
+                context = None if values is None else values.context(X, a, b, vw)
+                m = _mixture(values, c, list(xs[:c]), mean, ls[:, c], logit[:, c], [d], context)
                 bits = PREC - np.log2(m.scaled_cdf(v + 1) - m.scaled_cdf(v))
                 cost[c, i] += np.bincount(bucket, weights=bits, minlength=buckets)
     return cost
@@ -140,40 +140,45 @@ def _sample(level: pyr.Level, j: int, positions: int) -> list[tuple[int, int]]:
                                                     for i in range(SAMPLE_PIECES))})
 
 
-def _choose_offsets(job: _Job, X, level: pyr.Level, j: int, buckets: int, stats: dict) -> list[list[int]]:
-    """The encoder's scale offsets of tuned sub-image ``j`` of ``level``: per channel, per scale
-    bucket the best of :data:`OFFSETS` by the code length of a sample of it (SAMPLE_PIECES row
-    ranges, about SAMPLE_POSITIONS positions in all)."""
-    cost = _costs(job, X, j, level.extent(j)[1], _sample(level, j, SAMPLE_POSITIONS), buckets, stats)
+def _choose_offsets(job: _Job, values, X, level: pyr.Level, j: int, buckets: int, stats: dict) -> list[list[int]]:
+    """The encoder's scale offsets of tuned sub-image ``j`` of ``level`` (allowed ``values``): per
+    channel, per scale bucket the best of :data:`OFFSETS` by the code length of a sample of it
+    (SAMPLE_PIECES row ranges, about SAMPLE_POSITIONS positions in all)."""
+    cost = _costs(job, X, j, level.extent(j)[1], _sample(level, j, SAMPLE_POSITIONS), buckets, stats,
+                  [(values, d) for d in OFFSETS])
     return [[OFFSETS[i] for i in cost[c].argmin(axis=0)] for c in range(3)]
 
 
 def _choose_prior(job: _Job, images: list[torch.Tensor], pyramid: list[pyr.Level], colours: np.ndarray,
-                  weights: np.ndarray, stats: dict) -> pl.Prior | None:
+                  weights: np.ndarray, before: dict, stats: dict) -> pl.Prior | None:
     """The encoder's prior for a colour list (version 6): per channel the best share of
     :data:`colours.PRIOR_SHARES` by the code length of a sample of the finest level's sub-images
-    (about SAMPLE_POSITIONS positions in all, scale offsets 0); None when every channel's best is 0."""
+    (about SAMPLE_POSITIONS positions in all, scale offsets 0; ``before``: the pairs coded before
+    each step, :func:`_pairs_before`); None when every channel's best is 0."""
     shares = allowed_values.PRIOR_SHARES
-    candidates = [(allowed_values.ColourSet(colours, pl.Prior(weights, np.full(3, s))), 0) for s in shares]
+    lists = [allowed_values.ColourSet(colours, pl.Prior(weights, np.full(3, s))) for s in shares]
     level = pyramid[0]
     cost = np.zeros((3, len(shares), 1))
     for j in level.blocks:
         vh, vw = level.extent(j)
         if vh * vw:
             pieces = _sample(level, j, SAMPLE_POSITIONS // len(level.blocks))
+            candidates = [(v.at_step(j, before.get((level.n, j))), 0) for v in lists]
             cost += _costs(job, images[level.n], j, vw, pieces, 1, stats, candidates)
     best = np.array([shares[int(i)] for i in cost[:, :, 0].argmin(axis=1)], np.int64)
     return pl.Prior(weights, best) if best.any() else None
 
 
-def _choose_untuned(job: _Job, images: list[torch.Tensor], pyramid: list[pyr.Level], stats: dict) -> list[int]:
+def _choose_untuned(job: _Job, values, images: list[torch.Tensor], pyramid: list[pyr.Level],
+                    stats: dict) -> list[int]:
     """The encoder's one scale offset per channel for every untuned sub-image (version 5): the best of
     :data:`OFFSETS` by the code length of all of them (together fewer than about 22,000 positions)."""
     cost = np.zeros((3, len(OFFSETS), 1))
     for level, j in _steps(pyramid):
         vh, vw = level.extent(j)
         if vh * vw and not pyr.tuned(level, j):
-            cost += _costs(job, images[level.n], j, vw, [(0, vh)], 1, stats)
+            cost += _costs(job, images[level.n], j, vw, [(0, vh)], 1, stats,
+                           [(values(level.n, j), d) for d in OFFSETS])
     return [OFFSETS[int(cost[c, :, 0].argmin())] for c in range(3)]
 
 
@@ -184,9 +189,11 @@ def _band(job: _Job, X, j, a, b, vw, stats):
     return crop(logit), crop(mu), crop(ls), crop(beta), crop(centre)
 
 
-def _encode_part(job: _Job, st, X, level: pyr.Level, j: int, offsets, rows, bmap: np.ndarray, stats: dict) -> None:
-    """Push sub-image j of ``level`` in the stripe ``rows`` of one stream (bands and channels backwards),
-    its log-scales shifted by ``offsets`` (per channel: one per scale bucket, or one)."""
+def _encode_part(job: _Job, values, st, X, level: pyr.Level, j: int, offsets, rows, bmap: np.ndarray,
+                 stats: dict) -> None:
+    """Push sub-image j of ``level`` in the stripe ``rows`` of one stream (bands and channels backwards)
+    among its allowed ``values``, its log-scales shifted by ``offsets`` (per channel: one per scale
+    bucket, or one)."""
     vh, vw = level.extent(j)
     view = pyr.image_view(bmap, level, j)
     for a, b in reversed(pyr.bands(*rows, level.cols)):
@@ -196,26 +203,28 @@ def _encode_part(job: _Job, st, X, level: pyr.Level, j: int, offsets, rows, bmap
         logit, mu, ls, beta, centre = _band(job, X, j, a, b, vw, stats)
         xs = X[j, :, a:b, :vw].to(device=mu.device, dtype=torch.int64).unsqueeze(1)     # (3, 1, r, vw)
         means = [channel_mean(mu, beta, list(xs[:c]), c, exact=True, centre=centre) for c in range(3)]
-        runs = [(xs[c].reshape(-1), _mixture(job.values, c, list(xs[:c]), means[c], ls[:, c], logit[:, c], offsets[c]))
+        context = None if values is None else values.context(X, a, b, vw)
+        runs = [(xs[c].reshape(-1), _mixture(values, c, list(xs[:c]), means[c], ls[:, c], logit[:, c], offsets[c],
+                                             context))
                 for c in range(3)]
         bits = sum(st.push(sym.cpu(), m) for sym, m in reversed(runs))
         view[a:b, :vw] = bits.view(b - a, vw).numpy()
         job.progress.add((b - a) * vw)
 
 
-def _decode_part(job: _Job, st, X, level: pyr.Level, j: int, offsets, rows, stats: dict) -> None:
-    """Pop sub-image j of ``level`` in the stripe ``rows`` of one stream into ``X`` (in place), its
-    log-scales shifted by ``offsets``."""
+def _decode_part(job: _Job, values, st, X, level: pyr.Level, j: int, offsets, rows, stats: dict) -> None:
+    """Pop sub-image j of ``level`` in the stripe ``rows`` of one stream into ``X`` (in place), among
+    its allowed ``values``, its log-scales shifted by ``offsets``."""
     vh, vw = level.extent(j)
     for a, b in pyr.bands(*rows, level.cols):
         b = min(b, vh)
         if a >= b or not vw:
             continue
         logit, mu, ls, beta, centre = _band(job, X, j, a, b, vw, stats)
-        prev = []
+        prev, context = [], None if values is None else values.context(X, a, b, vw)
         for c in range(3):
             mean = channel_mean(mu, beta, prev, c, exact=True, centre=centre)
-            sym, _ = st.pop(_mixture(job.values, c, prev, mean, ls[:, c], logit[:, c], offsets[c]))
+            sym, _ = st.pop(_mixture(values, c, prev, mean, ls[:, c], logit[:, c], offsets[c], context))
             plane = sym.view(1, b - a, vw)
             X[j, c, a:b, :vw] = plane[0].to(torch.uint8)
             prev.append(plane.to(mu.device))
@@ -225,6 +234,16 @@ def _decode_part(job: _Job, st, X, level: pyr.Level, j: int, offsets, rows, stat
 def _steps(pyramid: list[pyr.Level]) -> list[tuple[pyr.Level, int]]:
     """(level, sub-image) in decoding order: coarsest level first, sub-images in order."""
     return [(level, j) for level in reversed(pyramid) for j in level.blocks]
+
+
+def _pairs_before(values, images: list[torch.Tensor], steps: list[tuple[pyr.Level, int]]) -> dict:
+    """{(level, j): the (neighbour colour, colour) pairs of every step before it} in decoding order,
+    for a colour list that conditions its counts on neighbours (:meth:`colours.ColourSet.pairs`)."""
+    out, pairs = {}, values.no_pairs()
+    for level, j in steps:
+        out[level.n, j] = pairs
+        pairs = pairs + values.pairs(images[level.n], j, *level.extent(j))
+    return out
 
 
 def _whole(layout: Layout | str) -> Layout:
@@ -273,23 +292,32 @@ def encode_image(model: IntegerSHVC, rgb: np.ndarray, layout: Layout | str = "de
     stats = {} if run.stats is None else run.stats
     pyramid = pyr.levels(h, w)
     images = pyr.split_all(torch.from_numpy(np.require(rgb, requirements=["C", "W"])).permute(2, 0, 1), pyramid)
-    prior = None
+    prior, before = None, {}
     if colours is not None and layout.version >= pl.PRIOR_VERSION:
-        prior = _choose_prior(job, images, pyramid, colours, allowed_values.colour_weights(rgb, colours), stats)
+        if len(colours) <= allowed_values.CONTEXT_COLOURS:
+            before = _pairs_before(job.values, images, _steps(pyramid))
+        prior = _choose_prior(job, images, pyramid, colours, allowed_values.colour_weights(rgb, colours), before,
+                              stats)
         job = replace(job, values=allowed_values.allowed(colours, masks, prior))
+
+    def values(n: int, j: int):                            # the allowed values of sub-image j of level n
+        return None if job.values is None else job.values.at_step(j, before.get((n, j)))
+
     stacks = [stack_class(layout.version, lanes).start(None, lanes) for _ in range(streams)]
     bmap = np.zeros((h, w), np.float32)
     tuned = []                                             # offsets of the tuned sub-images, last first
     untuned = [0, 0, 0]
     if adaptive and layout.version >= pl.BUCKETED_VERSION:
-        untuned = _choose_untuned(job, images, pyramid, stats)
+        untuned = _choose_untuned(job, values, images, pyramid, stats)
     for level, j in reversed(_steps(pyramid)):
         X, stripes = images[level.n], pyr.stripes(level.rows, streams)
         offsets = [[d] for d in untuned]
+        step_values = values(level.n, j)
         if adaptive and pyr.tuned(level, j):
-            offsets = _choose_offsets(job, X, level, j, buckets, stats)
+            offsets = _choose_offsets(job, step_values, X, level, j, buckets, stats)
             tuned.append(offsets)
-        _run_step(job, stats, lambda s, own: _encode_part(job, stacks[s], X, level, j, offsets, stripes[s], bmap, own))
+        _run_step(job, stats, lambda s, own: _encode_part(job, step_values, stacks[s], X, level, j, offsets,
+                                                          stripes[s], bmap, own))
     data = pl.pack([(0, st.finish(0)) for st in stacks], lanes, layout.version)
     if adaptive:
         chosen = pl.ScaleOffsets(np.array(untuned), np.array(tuned[::-1], np.int64).reshape(-1, 3, buckets))
@@ -318,6 +346,8 @@ def decode_image(model: IntegerSHVC, payload: bytes, height: int, width: int, la
     stats = {} if run.stats is None else run.stats
     stacks = [stack_class(layout.version, lanes).resume(ws, 0, lanes) for _, ws in words]
     cur, tuned, untuned = None, iter(offsets.tuned.tolist()), [[d] for d in offsets.untuned.tolist()]
+    contextual = job.values is not None and job.values.contextual()
+    pairs = job.values.no_pairs() if contextual else None
     for level in reversed(pyr.levels(height, width)):
         X = torch.full((pyr.BLOCKS, 3, level.rows, level.cols), PAD_VALUE, dtype=torch.uint8)
         if not level.top:
@@ -325,8 +355,11 @@ def decode_image(model: IntegerSHVC, payload: bytes, height: int, width: int, la
         stripes = pyr.stripes(level.rows, count)
         for j in level.blocks:
             step_offsets = next(tuned) if adaptive and pyr.tuned(level, j) else untuned
-            _run_step(job, stats, lambda s, own: _decode_part(job, stacks[s], X, level, j, step_offsets, stripes[s],
-                                                              own))
+            values = None if job.values is None else job.values.at_step(j, pairs)
+            _run_step(job, stats, lambda s, own: _decode_part(job, values, stacks[s], X, level, j, step_offsets,
+                                                              stripes[s], own))
+            if contextual:
+                pairs = pairs + job.values.pairs(X, j, *level.extent(j))
         cur = pyr.join(X, level)
     for st in stacks:
         st.check_finished(np.zeros(0, np.uint32))
