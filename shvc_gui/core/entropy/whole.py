@@ -172,13 +172,14 @@ def _choose_prior(job: _Job, images: list[torch.Tensor], pyramid: list[pyr.Level
 def _choose_untuned(job: _Job, values, images: list[torch.Tensor], pyramid: list[pyr.Level],
                     stats: dict) -> list[int]:
     """The encoder's one scale offset per channel for every untuned sub-image (version 5): the best of
-    :data:`OFFSETS` by the code length of all of them (together fewer than about 22,000 positions)."""
+    :data:`OFFSETS` by the code length of all of them (together fewer than about 22,000 positions);
+    ``values(n, j)``: the allowed values of sub-image j of level n."""
     cost = np.zeros((3, len(OFFSETS), 1))
     for level, j in _steps(pyramid):
         vh, vw = level.extent(j)
         if vh * vw and not pyr.tuned(level, j):
-            cost += _costs(job, images[level.n], j, vw, [(0, vh)], 1, stats,
-                           [(values(level.n, j), d) for d in OFFSETS])
+            step_values = values(level.n, j)
+            cost += _costs(job, images[level.n], j, vw, [(0, vh)], 1, stats, [(step_values, d) for d in OFFSETS])
     return [OFFSETS[int(cost[c, :, 0].argmin())] for c in range(3)]
 
 
