@@ -116,14 +116,17 @@ def _costs(job: _Job, X, j: int, vw: int, pieces, buckets: int, stats: dict, can
     for a, b in pieces:
         logit, mu, ls, beta, centre = _band(job, X, j, a, b, vw, stats)
         xs = X[j, :, a:b, :vw].to(device=mu.device, dtype=torch.int64).unsqueeze(1)
+        contexts = {}                          # the piece's neighbour colours, once per distinct values
+        for values, _ in candidates:
+            if id(values) not in contexts:
+                contexts[id(values)] = None if values is None else values.context(X, a, b, vw)
         for c in range(3):
             mean = channel_mean(mu, beta, list(xs[:c]), c, exact=True, centre=centre)
             v = xs[c].reshape(-1).cpu().numpy()
             bucket = (scale_buckets(_rows(ls[:, c]), _rows(logit[:, c]), pl.SCALE_EDGES) if buckets > 1
                       else np.zeros(len(v), np.int64))
             for i, (values, d) in enumerate(candidates):
-                context = None if values is None else values.context(X, a, b, vw)
-                m = _mixture(values, c, list(xs[:c]), mean, ls[:, c], logit[:, c], [d], context)
+                m = _mixture(values, c, list(xs[:c]), mean, ls[:, c], logit[:, c], [d], contexts[id(values)])
                 bits = PREC - np.log2(m.scaled_cdf(v + 1) - m.scaled_cdf(v))
                 cost[c, i] += np.bincount(bucket, weights=bits, minlength=buckets)
     return cost
